@@ -1,0 +1,81 @@
+"""GET /classifications and GET /comments: public counts, summed over comma-separated ids."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from eras.api.dependencies import DatabaseDep
+from eras.api.responses import ERROR_RESPONSES, CountResponse, FastJSONResponse, count_body
+from eras.queries.counts import classification_totals, comment_totals
+from eras.queries.params import parse_count_params, parse_ids
+
+router = APIRouter(tags=["counts"])
+
+IdList = Annotated[
+    str | None,
+    Query(description="One id or a comma-separated list; the counts of all listed ids are summed."),
+]
+DateParam = Annotated[
+    str | None, Query(description="YYYY-MM-DD, inclusive, on the UTC day of the event.")
+]
+PeriodParam = Annotated[
+    str | None,
+    Query(description="day, week, month or year (case-insensitive); adds a bucketed `data` list."),
+]
+
+
+@router.get(
+    "/classifications",
+    response_model=CountResponse,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+    summary="Count classifications",
+)
+def get_classification_counts(
+    database: DatabaseDep,
+    project_id: IdList = None,
+    workflow_id: IdList = None,
+    start_date: DateParam = None,
+    end_date: DateParam = None,
+    period: PeriodParam = None,
+) -> Any:
+    params = parse_count_params(
+        project_id=project_id,
+        workflow_id=workflow_id,
+        start_date=start_date,
+        end_date=end_date,
+        period=period,
+    )
+    with database.read() as connection:
+        totals = classification_totals(connection, database.dialect, params)
+    return FastJSONResponse(count_body(totals))
+
+
+@router.get(
+    "/comments",
+    response_model=CountResponse,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+    summary="Count Talk comments",
+)
+def get_comment_counts(
+    database: DatabaseDep,
+    project_id: IdList = None,
+    user_id: IdList = None,
+    start_date: DateParam = None,
+    end_date: DateParam = None,
+    period: PeriodParam = None,
+) -> Any:
+    params = parse_count_params(
+        project_id=project_id,
+        workflow_id=None,
+        start_date=start_date,
+        end_date=end_date,
+        period=period,
+    )
+    user_ids = parse_ids(user_id, "user_id")
+    with database.read() as connection:
+        totals = comment_totals(connection, database.dialect, params, user_ids=user_ids)
+    return FastJSONResponse(count_body(totals))

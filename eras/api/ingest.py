@@ -1,0 +1,143 @@
+"""POST /kinesis: batches of Panoptes and Talk stream events from the stream forwarder."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from eras.api.dependencies import DatabaseDep, SettingsDep
+from eras.api.responses import ErrorBody, FastJSONResponse
+from eras.config import Settings
+from eras.errors import BadRequest, Forbidden, PayloadTooLarge
+from eras.ingest.service import ingest_events
+
+router = APIRouter(tags=["ingest"])
+
+
+def _basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    username, separator, password = decoded.partition(b":")
+    if not separator:
+        return None
+    return username, password
+
+
+def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
+    """HTTP Basic credentials, compared in constant time.
+
+    With no credentials configured, only a development server accepts events.
+    """
+    if not settings.ingest_credentials_configured:
+        if settings.env == "development":
+            return
+        raise Forbidden("Ingest credentials are not configured on this server")
+    assert settings.kinesis_username is not None and settings.kinesis_password is not None
+    given = _basic_credentials(request.headers.get("authorization"))
+    given_username, given_password = given if given is not None else (b"", b"")
+    expected_username = settings.kinesis_username.get_secret_value().encode()
+    expected_password = settings.kinesis_password.get_secret_value().encode()
+    # Both comparisons always run, so the timing says nothing about which part was wrong.
+    username_ok = secrets.compare_digest(given_username, expected_username)
+    password_ok = secrets.compare_digest(given_password, expected_password)
+    if given is None or not (username_ok & password_ok):
+        raise Forbidden("Invalid or missing ingest credentials")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _payload(body: bytes, settings: Settings) -> list[Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Request body is not valid JSON") from None
+    if not isinstance(document, dict) or "payload" not in document:
+        raise BadRequest('Request body must be a JSON object with a "payload" list of events')
+    payload = document["payload"]
+    if not isinstance(payload, list):
+        raise BadRequest('"payload" must be a list of events')
+    if len(payload) > settings.max_events_per_batch:
+        raise PayloadTooLarge(
+            f"Too many events in one batch: {len(payload)}, "
+            f"the limit is {settings.max_events_per_batch}"
+        )
+    return payload
+
+
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["payload"],
+                "properties": {
+                    "payload": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "description": "A stream envelope: source, type, version, "
+                            "timestamp, data, linked.",
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/kinesis",
+    summary="Ingest a batch of stream events",
+    dependencies=[Depends(require_ingest_credentials)],
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses={
+        200: {
+            "description": "Counts of what happened to the batch's events",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "inserted": 2,
+                        "duplicates": 0,
+                        "updated": 0,
+                        "ignored": 0,
+                        "rejected": 0,
+                    }
+                }
+            },
+        },
+        400: {"model": ErrorBody, "description": "Body is not JSON or has no payload list"},
+        403: {"model": ErrorBody, "description": "Missing or wrong Basic credentials"},
+        413: {"model": ErrorBody, "description": "Body or batch too large"},
+    },
+)
+async def post_kinesis(request: Request, settings: SettingsDep, database: DatabaseDep) -> Any:
+    payload = _payload(await _read_body(request, settings.max_body_bytes), settings)
+    summary = await run_in_threadpool(
+        database.run_write, lambda connection: ingest_events(connection, database.dialect, payload)
+    )
+    return FastJSONResponse(summary.as_dict())

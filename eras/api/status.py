@@ -1,0 +1,21 @@
+"""GET /: which build is answering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from eras.api.responses import FastJSONResponse
+
+router = APIRouter(tags=["status"])
+
+
+class StatusResponse(BaseModel):
+    revision: str
+
+
+@router.get("/", response_model=StatusResponse, summary="Service status")
+async def get_status(request: Request) -> Any:
+    return FastJSONResponse({"revision": request.app.state.revision})

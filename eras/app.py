@@ -1,0 +1,119 @@
+"""The ASGI application: routers, error handling, and the database's lifetime."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from eras import __version__
+from eras.api import counts, ingest, status
+from eras.api.responses import FastJSONResponse
+from eras.config import Settings
+from eras.errors import ErasError
+from eras.store.database import Database
+from eras.store.migrate import migrate
+
+log = logging.getLogger("eras")
+
+
+def detect_revision() -> str:
+    """The commit this code was built from, when it runs from a git checkout."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - fixed arguments
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return __version__
+    commit = result.stdout.strip()
+    return f"{__version__}+{commit}" if result.returncode == 0 and commit else __version__
+
+
+def error_response(
+    status_code: int, message: str, headers: dict[str, str] | None = None
+) -> FastJSONResponse:
+    return FastJSONResponse({"error": message}, status_code=status_code, headers=headers)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        problems.append(f"{location}: {item.get('msg')}" if location else str(item.get("msg")))
+    return "; ".join(problems) or "Invalid request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ErasError)
+    async def on_eras_error(_request: Request, error: ErasError) -> FastJSONResponse:
+        return error_response(error.status_code, error.message, error.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(
+        _request: Request, error: RequestValidationError
+    ) -> FastJSONResponse:
+        return error_response(400, _validation_message(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, error: StarletteHTTPException) -> FastJSONResponse:
+        return error_response(
+            error.status_code, str(error.detail), dict(error.headers or {}) or None
+        )
+
+    @app.exception_handler(OperationalError)
+    async def on_database_down(_request: Request, error: OperationalError) -> FastJSONResponse:
+        log.error("database unavailable: %s", type(error.orig).__name__)
+        return error_response(503, "Database unavailable, try again later")
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, error: Exception) -> FastJSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return error_response(500, "Internal server error")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = Database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await run_in_threadpool(migrate, database)
+        try:
+            yield
+        finally:
+            database.dispose()
+
+    app = FastAPI(
+        title="eras",
+        version=__version__,
+        summary="Zooniverse volunteer statistics: exact classification and comment counts.",
+        default_response_class=FastJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.revision = settings.revision or detect_revision()
+    _install_error_handlers(app)
+    app.include_router(status.router)
+    app.include_router(ingest.router)
+    app.include_router(counts.router)
+    return app

@@ -1,0 +1,41 @@
+"""All configuration, read from ``ERAS_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ERAS_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///eras.db",
+        description="sqlite:///path/to/file.db or postgresql://user@host:port/dbname",
+    )
+    env: Literal["production", "development"] = "production"
+    auto_migrate: bool = Field(
+        default=True, description="Bring the schema up to date when the service starts."
+    )
+
+    kinesis_username: SecretStr | None = None
+    kinesis_password: SecretStr | None = None
+    max_body_bytes: int = Field(
+        default=20 * 1024 * 1024, gt=0, description="Largest accepted POST /kinesis body."
+    )
+    max_events_per_batch: int = Field(
+        default=10_000, gt=0, description="Most events accepted in one POST /kinesis body."
+    )
+
+    revision: str | None = Field(
+        default=None, description="Build or commit id reported by GET /; detected if unset."
+    )
+
+    database_pool_size: int = Field(default=10, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=60_000, gt=0)
+
+    @property
+    def ingest_credentials_configured(self) -> bool:
+        return bool(self.kinesis_username and self.kinesis_password)

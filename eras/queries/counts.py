@@ -1,0 +1,133 @@
+"""Counts over the daily rollups: one aggregate statement per answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, Table, cast, func, select
+
+from eras.queries.params import CountParams, DateRange
+from eras.store.dialect import Dialect, Period
+from eras.store.schema import ROLLUP_TABLES
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: date
+    count: int
+    session_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    count: int
+    session_ms: int
+    buckets: tuple[Bucket, ...] | None  # None when no period was asked for
+
+
+def _conditions(table: Table, filters: Mapping[str, Sequence[int]], dates: DateRange) -> list[Any]:
+    conditions: list[Any] = []
+    for dimension, ids in filters.items():
+        if len(ids) == 1:
+            conditions.append(table.c[dimension] == ids[0])
+        else:
+            conditions.append(table.c[dimension].in_(ids))
+    if dates.start is not None:
+        conditions.append(table.c.day >= dates.start)
+    if dates.end is not None:
+        conditions.append(table.c.day <= dates.end)
+    return conditions
+
+
+def rollup_totals(
+    connection: Connection,
+    dialect: Dialect,
+    *,
+    table: Table,
+    filters: Mapping[str, Sequence[int]],
+    dates: DateRange,
+    period: Period | None,
+) -> Totals:
+    """Sum a rollup over the filters and dates, bucketed by ``period`` when one is given.
+
+    Rows whose count reaches zero are deleted at ingest, so every bucket returned is non-empty.
+    """
+    has_session = "session_ms" in table.c
+    measures = [cast(func.sum(table.c.count), BigInteger).label("total")]
+    if has_session:
+        measures.append(cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"))
+    conditions = _conditions(table, filters, dates)
+
+    if period is None:
+        row = connection.execute(select(*measures).where(*conditions)).one()
+        return Totals(
+            count=row.total or 0,
+            session_ms=(row.session_ms or 0) if has_session else 0,
+            buckets=None,
+        )
+
+    bucket = dialect.bucket(period, table.c.day).label("period")
+    statement = select(bucket, *measures).where(*conditions).group_by(bucket).order_by(bucket)
+    buckets = tuple(
+        Bucket(
+            start=row.period,
+            count=row.total,
+            session_ms=row.session_ms if has_session else 0,
+        )
+        for row in connection.execute(statement)
+    )
+    return Totals(
+        count=sum(item.count for item in buckets),
+        session_ms=sum(item.session_ms for item in buckets),
+        buckets=buckets,
+    )
+
+
+def classification_totals(connection: Connection, dialect: Dialect, params: CountParams) -> Totals:
+    """All classifications, or those of the listed workflows or projects (summed)."""
+    if params.workflow_ids:
+        table, filters = "classification_workflow_daily", {"workflow_id": params.workflow_ids}
+    elif params.project_ids:
+        table, filters = "classification_project_daily", {"project_id": params.project_ids}
+    else:
+        table, filters = "classification_daily", {}
+    return rollup_totals(
+        connection,
+        dialect,
+        table=ROLLUP_TABLES[table],
+        filters=filters,
+        dates=params.dates,
+        period=params.period,
+    )
+
+
+def comment_totals(
+    connection: Connection,
+    dialect: Dialect,
+    params: CountParams,
+    *,
+    user_ids: tuple[int, ...],
+) -> Totals:
+    """Comments, optionally of the listed projects and/or users (summed)."""
+    filters: dict[str, tuple[int, ...]] = {}
+    if params.project_ids:
+        filters["project_id"] = params.project_ids
+    if user_ids:
+        filters["user_id"] = user_ids
+    table = {
+        (): "comment_daily",
+        ("project_id",): "comment_project_daily",
+        ("user_id",): "comment_user_daily",
+        ("project_id", "user_id"): "comment_project_user_daily",
+    }[tuple(filters)]
+    return rollup_totals(
+        connection,
+        dialect,
+        table=ROLLUP_TABLES[table],
+        filters=filters,
+        dates=params.dates,
+        period=params.period,
+    )

@@ -1,0 +1,81 @@
+"""Everything that differs between SQLite and PostgreSQL, behind one small interface."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+from sqlalchemy import Date, Table, cast, func, literal_column, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ColumnElement
+
+
+class Period(enum.StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class Dialect(Protocol):
+    name: str
+
+    def insert(self, table: Table) -> Any:
+        """An INSERT that supports ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+
+    def bucket(self, period: Period, day: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The first day of the calendar bucket holding ``day``, as a DATE."""
+
+
+class SQLiteDialect:
+    name = "sqlite"
+
+    def insert(self, table: Table) -> sqlite.Insert:
+        return sqlite.insert(table)
+
+    def bucket(self, period: Period, day: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Days are stored as 'YYYY-MM-DD' text, which these functions read and write.
+        expression: ColumnElement[Any]
+        if period is Period.DAY:
+            return day
+        if period is Period.WEEK:
+            # Step back six days, then forward to the next Monday: the Monday on or before `day`.
+            expression = func.date(day, literal_column("'-6 days'"), literal_column("'weekday 1'"))
+        elif period is Period.MONTH:
+            expression = func.strftime(literal_column("'%Y-%m-01'"), day)
+        else:
+            expression = func.strftime(literal_column("'%Y-01-01'"), day)
+        return type_coerce(expression, Date)
+
+
+class PostgresDialect:
+    name = "postgresql"
+
+    def insert(self, table: Table) -> postgresql.Insert:
+        return postgresql.insert(table)
+
+    def bucket(self, period: Period, day: ColumnElement[Any]) -> ColumnElement[Any]:
+        if period is Period.DAY:
+            return day
+        # Cast to a plain timestamp first: date_trunc on a DATE would pick the timestamptz
+        # overload and shift buckets by the session time zone. ISO weeks start on Monday.
+        unit: ColumnElement[str] = literal_column(f"'{period.value}'")
+        return cast(func.date_trunc(unit, cast(day, postgresql.TIMESTAMP)), Date)
+
+
+def dialect_for(url: str) -> Dialect:
+    backend = make_url(driver_url(url)).get_backend_name()
+    if backend == "sqlite":
+        return SQLiteDialect()
+    if backend == "postgresql":
+        return PostgresDialect()
+    raise ValueError(f"unsupported database URL scheme {backend!r}: use sqlite:// or postgresql://")
+
+
+def driver_url(url: str) -> str:
+    """Map the plain ``postgresql://`` form users write onto the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)

@@ -1,0 +1,346 @@
+"""SQL for storing events: idempotent raw inserts, in-place updates, and rollup deltas.
+
+Every function runs inside a transaction the caller owns; none of them commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
+
+from eras.ingest.events import (
+    Classification,
+    ClassificationKey,
+    Comment,
+    Deltas,
+    add_contribution,
+    is_newer,
+)
+from eras.store.dialect import Dialect
+from eras.store.schema import (
+    ROLLUP_TABLES,
+    classification_events,
+    classification_user_groups,
+    comment_events,
+    rejected_events,
+)
+
+# Keeps every statement's bound parameters well under SQLite's limit of 32,766 variables.
+_CHUNK = 500
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class StoreOutcome:
+    inserted: int = 0
+    duplicates: int = 0
+    updated: int = 0
+
+
+# --- classifications -----------------------------------------------------------------------
+
+
+def _classification_row(record: Classification, now: datetime) -> dict[str, Any]:
+    return {
+        "classification_id": record.classification_id,
+        "event_time": record.event_time,
+        "classification_updated_at": record.updated_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "project_id": record.project_id,
+        "workflow_id": record.workflow_id,
+        "user_id": record.user_id,
+        "user_group_ids": list(record.user_group_ids)
+        if record.user_group_ids is not None
+        else None,
+        "session_time": record.session_time,
+        "already_seen": record.already_seen,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _group_rows(records: Iterable[Classification], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "classification_id": record.classification_id,
+            "event_time": record.event_time,
+            "user_group_id": group_id,
+            "session_time": record.session_time,
+            "project_id": record.project_id,
+            "user_id": record.user_id,
+            "workflow_id": record.workflow_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for record in records
+        for group_id in record.group_ids
+    ]
+
+
+def _insert_new(
+    connection: Connection, dialect: Dialect, table: Any, rows: list[dict[str, Any]], key: Any
+) -> set[tuple[Any, ...]]:
+    """Insert rows whose key is not stored yet; return the keys that were actually inserted."""
+    if not rows:
+        return set()
+    statement = dialect.insert(table).on_conflict_do_nothing().returning(*key)
+    return {tuple(row) for row in connection.execute(statement, rows)}
+
+
+def _load_stored(
+    connection: Connection, keys: Sequence[ClassificationKey]
+) -> dict[ClassificationKey, Classification]:
+    """The stored versions of ``keys``, locked against concurrent updates until commit."""
+    table, groups = classification_events, classification_user_groups
+    stored: dict[ClassificationKey, Classification] = {}
+    group_ids: dict[ClassificationKey, list[int]] = defaultdict(list)
+    for chunk in _chunks(keys):
+        wanted = tuple_(table.c.classification_id, table.c.event_time).in_(chunk)
+        rows = connection.execute(
+            select(table)
+            .where(wanted)
+            .order_by(table.c.classification_id, table.c.event_time)
+            .with_for_update()
+        )
+        for row in rows:
+            stored[(row.classification_id, row.event_time)] = _row_to_classification(row)
+        group_rows = connection.execute(
+            select(groups.c.classification_id, groups.c.event_time, groups.c.user_group_id).where(
+                tuple_(groups.c.classification_id, groups.c.event_time).in_(chunk)
+            )
+        )
+        for classification_id, event_time, user_group_id in group_rows:
+            group_ids[(classification_id, event_time)].append(user_group_id)
+    return {
+        key: _with_groups(record, tuple(sorted(group_ids.get(key, ()))))
+        for key, record in stored.items()
+    }
+
+
+def _row_to_classification(row: Any) -> Classification:
+    return Classification(
+        classification_id=row.classification_id,
+        event_time=row.event_time,
+        updated_at=row.classification_updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        project_id=row.project_id,
+        workflow_id=row.workflow_id,
+        user_id=row.user_id,
+        user_group_ids=tuple(row.user_group_ids) if row.user_group_ids is not None else None,
+        session_time=row.session_time,
+        already_seen=row.already_seen,
+    )
+
+
+def _with_groups(record: Classification, group_ids: tuple[int, ...]) -> Classification:
+    return replace(record, group_ids=group_ids)
+
+
+def _replace_stored(
+    connection: Connection, records: Sequence[Classification], now: datetime
+) -> None:
+    table, groups = classification_events, classification_user_groups
+    key_matches = and_(
+        table.c.classification_id == bindparam("key_id"),
+        table.c.event_time == bindparam("key_time"),
+    )
+    values: dict[str, Any] = {
+        name: bindparam(name)
+        for name in (
+            "classification_updated_at",
+            "started_at",
+            "finished_at",
+            "project_id",
+            "workflow_id",
+            "user_id",
+            "user_group_ids",
+            "session_time",
+            "already_seen",
+            "updated_at",
+        )
+    }
+    rows = []
+    for record in records:
+        row = _classification_row(record, now)
+        del row["created_at"], row["classification_id"], row["event_time"]
+        row["key_id"], row["key_time"] = record.key
+        rows.append(row)
+    connection.execute(update(table).where(key_matches).values(values), rows)
+    for chunk in _chunks([record.key for record in records]):
+        connection.execute(
+            delete(groups).where(tuple_(groups.c.classification_id, groups.c.event_time).in_(chunk))
+        )
+    group_rows = _group_rows(records, now)
+    if group_rows:
+        connection.execute(groups.insert(), group_rows)
+
+
+def store_classifications(
+    connection: Connection,
+    dialect: Dialect,
+    records: Sequence[Classification],
+    deltas: Deltas,
+    *,
+    now: datetime,
+) -> StoreOutcome:
+    """Store ``records`` (distinct keys, in key order) and add their rollup changes to ``deltas``.
+
+    New keys are inserted and counted. A key already stored is replaced only by a version with
+    a later ``updated_at``; its old contribution is withdrawn and the new one added, so every
+    total reflects the newest values exactly once.
+    """
+    outcome = StoreOutcome()
+    if not records:
+        return outcome
+    table = classification_events
+    inserted = _insert_new(
+        connection,
+        dialect,
+        table,
+        [_classification_row(record, now) for record in records],
+        (table.c.classification_id, table.c.event_time),
+    )
+    new_records = [record for record in records if record.key in inserted]
+    group_rows = _group_rows(new_records, now)
+    if group_rows:
+        connection.execute(
+            dialect.insert(classification_user_groups).on_conflict_do_nothing(), group_rows
+        )
+    for record in new_records:
+        add_contribution(deltas, record)
+    outcome.inserted = len(new_records)
+
+    repeats = [record for record in records if record.key not in inserted]
+    if repeats:
+        stored = _load_stored(connection, [record.key for record in repeats])
+        replacements = []
+        for record in repeats:
+            previous = stored[record.key]
+            if is_newer(record, previous):
+                replacements.append(record)
+                add_contribution(deltas, previous, -1)
+                add_contribution(deltas, record)
+        if replacements:
+            _replace_stored(connection, replacements, now)
+        outcome.updated = len(replacements)
+        outcome.duplicates = len(repeats) - len(replacements)
+    return outcome
+
+
+# --- comments ------------------------------------------------------------------------------
+
+
+def store_comments(
+    connection: Connection,
+    dialect: Dialect,
+    records: Sequence[Comment],
+    deltas: Deltas,
+    *,
+    now: datetime,
+) -> StoreOutcome:
+    """Insert comments not seen before; Talk never re-publishes, so repeats are duplicates."""
+    if not records:
+        return StoreOutcome()
+    table = comment_events
+    rows = [
+        {
+            "comment_id": record.comment_id,
+            "event_time": record.event_time,
+            "comment_updated_at": None,
+            "project_id": record.project_id,
+            "user_id": record.user_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for record in records
+    ]
+    inserted = _insert_new(
+        connection, dialect, table, rows, (table.c.comment_id, table.c.event_time)
+    )
+    for record in records:
+        if record.key in inserted:
+            add_contribution(deltas, record)
+    return StoreOutcome(inserted=len(inserted), duplicates=len(records) - len(inserted))
+
+
+# --- rejected events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    payload: str
+    payload_sha256: str
+    reason: str
+
+
+def store_rejections(
+    connection: Connection, dialect: Dialect, rejections: Sequence[Rejection], *, now: datetime
+) -> None:
+    if not rejections:
+        return
+    rows = [
+        {
+            "payload_sha256": rejection.payload_sha256,
+            "received_at": now,
+            "reason": rejection.reason,
+            "payload": rejection.payload,
+        }
+        for rejection in rejections
+    ]
+    connection.execute(dialect.insert(rejected_events).on_conflict_do_nothing(), rows)
+
+
+# --- rollups -------------------------------------------------------------------------------
+
+
+def apply_deltas(connection: Connection, dialect: Dialect, deltas: Deltas) -> None:
+    """Add ``deltas`` to the rollup tables.
+
+    Tables are visited in a fixed order and keys sorted within each, so two concurrent batches
+    lock rollup rows in the same order and cannot deadlock. Rows a withdrawal brings to zero
+    are deleted, so a rollup holds exactly the rows a rebuild from raw events would.
+    """
+    by_table: dict[str, list[tuple[tuple[Any, ...], int, int]]] = defaultdict(list)
+    for (name, key), delta in deltas.items():
+        if not delta.is_zero():
+            by_table[name].append((key, delta.count, delta.session_ms))
+    for name in sorted(by_table):
+        table = ROLLUP_TABLES[name]
+        key_columns = [column.name for column in table.primary_key.columns]
+        has_session = "session_ms" in table.c
+        entries = sorted(by_table[name], key=lambda entry: entry[0])
+        rows = []
+        for key, count, session_ms in entries:
+            row = dict(zip(key_columns, key, strict=True))
+            row["count"] = count
+            if has_session:
+                row["session_ms"] = session_ms
+            rows.append(row)
+        statement = dialect.insert(table)
+        increments = {"count": table.c.count + statement.excluded.count}
+        if has_session:
+            increments["session_ms"] = table.c.session_ms + statement.excluded.session_ms
+        connection.execute(
+            statement.on_conflict_do_update(index_elements=key_columns, set_=increments), rows
+        )
+        emptied = [key for key, count, _ in entries if count < 0]
+        for chunk in _chunks(emptied):
+            connection.execute(
+                delete(table).where(
+                    tuple_(*(table.c[column] for column in key_columns)).in_(chunk),
+                    table.c.count <= 0,
+                )
+            )

@@ -1,0 +1,46 @@
+"""Bring a database's schema to the newest revision (Alembic, run in-process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from eras.store.database import Database
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# Any fixed number: it names the advisory lock that keeps two starting servers from both migrating.
+_MIGRATION_LOCK_KEY = 0x45524153
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(database: Database) -> str | None:
+    with database.read() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(database: Database) -> None:
+    """Upgrade to head inside one transaction, serialised against other processes."""
+    config = _config()
+    with database.write() as connection:
+        if not database.is_sqlite:
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
