@@ -1,0 +1,83 @@
+"""An independent model of the rollups, computed from the events a test posted.
+
+Written separately from ``eras.ingest`` on purpose: the tests compare the service's stored
+rollups with what this plain reading of the spec says they should be.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def session_ms(event: dict[str, Any]) -> int:
+    metadata = event["data"].get("metadata") or {}
+    started, finished = _time(metadata.get("started_at")), _time(metadata.get("finished_at"))
+    if started is None or finished is None:
+        return 0
+    seconds = max(0.0, min((finished - started).total_seconds(), 10_800.0))
+    return round(seconds * 1000)
+
+
+def final_versions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The classification each (id, created_at) ends up as: the one with the latest updated_at."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in events:
+        if event["source"] != "panoptes" or event["type"] != "classification":
+            continue
+        data = event["data"]
+        key = (str(data["id"]), data["created_at"])
+        if key not in latest or data["updated_at"] > latest[key]["data"]["updated_at"]:
+            latest[key] = event
+    return list(latest.values())
+
+
+def expected_classification_rollups(
+    events: list[dict[str, Any]],
+) -> dict[str, dict[tuple[Any, ...], tuple[int, int]]]:
+    totals: dict[str, dict[tuple[Any, ...], list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0])
+    )
+
+    def add(name: str, key: tuple[Any, ...], ms: int) -> None:
+        totals[name][key][0] += 1
+        totals[name][key][1] += ms
+
+    for event in final_versions(events):
+        data = event["data"]
+        created = _time(data["created_at"])
+        assert created is not None
+        day: date = created.date()
+        links = data["links"]
+        project, workflow = int(links["project"]), int(links["workflow"])
+        user = int(links["user"]) if links.get("user") else None
+        ms = session_ms(event)
+        add("classification_daily", (day,), ms)
+        add("classification_project_daily", (project, day), ms)
+        add("classification_workflow_daily", (workflow, day), ms)
+        if user is None:
+            continue
+        add("classification_user_daily", (user, day), ms)
+        add("classification_user_project_daily", (user, project, day), ms)
+        add("classification_user_workflow_daily", (user, workflow, day), ms)
+        for group in {int(g) for g in (data.get("metadata") or {}).get("user_group_ids") or []}:
+            add("group_daily", (group, day), ms)
+            add("group_project_daily", (group, project, day), ms)
+            add("group_workflow_daily", (group, workflow, day), ms)
+            add("group_user_daily", (group, user, day), ms)
+            add("group_user_project_daily", (group, user, project, day), ms)
+            add("group_user_workflow_daily", (group, user, workflow, day), ms)
+    return {
+        name: {key: (value[0], value[1]) for key, value in rows.items()}
+        for name, rows in totals.items()
+    }
