@@ -1,0 +1,82 @@
+"""``eras serve`` as a real process: migrates at start, ingests and answers over TCP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.factories import INGEST_PASSWORD, INGEST_USER, basic_auth, fixture_event
+
+ERAS = Path(sys.executable).with_name("eras")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(empty_database_url: str) -> Iterator[str]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "ERAS_DATABASE_URL": empty_database_url,
+        "ERAS_KINESIS_USERNAME": INGEST_USER,
+        "ERAS_KINESIS_PASSWORD": INGEST_PASSWORD,
+        "ERAS_REVISION": "live-test",
+    }
+    process = subprocess.Popen(
+        [str(ERAS), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"eras serve exited early:\n{process.stdout.read() if process.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"{base_url}/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("eras serve did not answer within 30 s")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_serve_migrates_ingests_and_answers(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as http:
+        assert http.get("/").json() == {"revision": "live-test"}
+        events = [
+            fixture_event("kinesis-classification-event.json"),
+            fixture_event("kinesis-comment-event.json"),
+        ]
+        response = http.post("/kinesis", json={"payload": events}, headers=basic_auth())
+        assert response.status_code == 200
+        assert response.json()["inserted"] == 2
+        # Two workers share the database: every request sees the committed batch at once.
+        for _ in range(4):
+            assert http.get("/classifications", params={"project_id": "24779"}).json() == {
+                "total_count": 1
+            }
+            assert http.get("/comments", params={"user_id": "1326056"}).json() == {"total_count": 1}
