@@ -24,9 +24,12 @@ from eras.store.dialect import Dialect
 from eras.store.ingest import (
     Rejection,
     apply_deltas,
+    delete_rejections,
+    list_rejections,
     store_classifications,
     store_comments,
     store_rejections,
+    update_rejection_reasons,
 )
 
 
@@ -42,6 +45,10 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def add(self, other: IngestSummary) -> None:
+        for name, value in other.as_dict().items():
+            setattr(self, name, getattr(self, name) + value)
 
 
 def rejection_for(event: object, reason: str) -> Rejection:
@@ -95,3 +102,42 @@ def ingest_events(
     summary.updated = sum(outcome.updated for outcome in stored)
     summary.duplicates = repeats_in_batch + sum(outcome.duplicates for outcome in stored)
     return summary
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    """Replayed events went through ingest; the others stay rejected, with a fresh reason."""
+
+    replayed: IngestSummary
+    still_rejected: int = 0
+
+
+def replay_rejections(
+    connection: Connection, *, dialect: Dialect, after_id: int = 0, limit: int = 500
+) -> tuple[ReplaySummary, int | None]:
+    """Re-run one page of rejected events through today's parser.
+
+    Returns the summary and the id to continue after, or ``None`` when the table is exhausted.
+    """
+    page = list_rejections(connection, after_id=after_id, limit=limit)
+    events: list[object] = []
+    accepted_ids: list[int] = []
+    reasons: dict[int, str] = {}
+    for rejection in page:
+        event = orjson.loads(rejection.payload)
+        try:
+            parse_event(event)
+        except EventRejected as error:
+            if error.reason != rejection.reason:
+                reasons[rejection.id] = error.reason
+            continue
+        events.append(event)
+        accepted_ids.append(rejection.id)
+    delete_rejections(connection, accepted_ids)
+    update_rejection_reasons(connection, reasons)
+    summary = ReplaySummary(
+        replayed=ingest_events(connection, dialect, events),
+        still_rejected=len(page) - len(accepted_ids),
+    )
+    next_after = page[-1].id if len(page) == limit else None
+    return summary, next_after

@@ -303,6 +303,43 @@ def store_rejections(
     connection.execute(dialect.insert(rejected_events).on_conflict_do_nothing(), rows)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRejection:
+    id: int
+    received_at: datetime
+    reason: str
+    payload: str
+
+
+def list_rejections(
+    connection: Connection, *, after_id: int = 0, limit: int = 100
+) -> list[StoredRejection]:
+    """Rejected events in arrival order, a page at a time."""
+    table = rejected_events
+    rows = connection.execute(
+        select(table.c.id, table.c.received_at, table.c.reason, table.c.payload)
+        .where(table.c.id > after_id)
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    return [StoredRejection(*row) for row in rows]
+
+
+def delete_rejections(connection: Connection, ids: Sequence[int]) -> None:
+    for chunk in _chunks(ids):
+        connection.execute(delete(rejected_events).where(rejected_events.c.id.in_(chunk)))
+
+
+def update_rejection_reasons(connection: Connection, reasons: dict[int, str]) -> None:
+    if reasons:
+        connection.execute(
+            update(rejected_events)
+            .where(rejected_events.c.id == bindparam("rejection_id"))
+            .values(reason=bindparam("new_reason")),
+            [{"rejection_id": key, "new_reason": value} for key, value in reasons.items()],
+        )
+
+
 # --- rollups -------------------------------------------------------------------------------
 
 
