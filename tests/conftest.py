@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -100,13 +101,22 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client driving an app built from ``settings``, in process."""
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://eras.test") as http:
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://eras.test") as http:
+            yield http
+    finally:
+        app.state.database.dispose()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(settings) as http:
         yield http
-    app.state.database.dispose()
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from datetime import date
 import httpx
 import pytest
 
-from eras.app import create_app
 from tests import stored
-from tests.conftest import make_settings
+from tests.conftest import client_for, make_settings
 from tests.factories import (
     INGEST_PASSWORD,
     INGEST_USER,
@@ -95,7 +94,7 @@ class TestCredentials:
 
     async def test_unconfigured_credentials_refuse_everything_in_production(self, database_url):
         settings = make_settings(database_url, kinesis_username=None, kinesis_password=None)
-        async with _client_for(settings) as unconfigured:
+        async with client_for(settings) as unconfigured:
             response = await unconfigured.post(
                 "/kinesis", json={"payload": [classification()]}, headers=basic_auth()
             )
@@ -107,33 +106,16 @@ class TestCredentials:
         settings = make_settings(
             database_url, kinesis_username=None, kinesis_password=None, env="development"
         )
-        async with _client_for(settings) as development:
+        async with client_for(settings) as development:
             response = await development.post("/kinesis", json={"payload": [classification()]})
             assert response.status_code == 200
             assert await total(development) == 1
 
     async def test_configured_credentials_are_checked_in_development_too(self, database_url):
         settings = make_settings(database_url, env="development")
-        async with _client_for(settings) as development:
+        async with client_for(settings) as development:
             response = await development.post("/kinesis", json={"payload": [classification()]})
             assert response.status_code == 403
-
-
-class _client_for:
-    """An HTTP client for an app built from custom settings."""
-
-    def __init__(self, settings) -> None:
-        self.app = create_app(settings)
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://eras.test"
-        )
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        return self.http
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.http.aclose()
-        self.app.state.database.dispose()
 
 
 class TestBodies:

@@ -1,0 +1,73 @@
+"""GET / (status), the OpenAPI description, and the interactive docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+# Every route the service serves, with its method and its query parameters.
+SERVED: dict[str, tuple[str, set[str]]] = {
+    "/": ("get", set()),
+    "/kinesis": ("post", set()),
+    "/classifications": (
+        "get",
+        {"project_id", "workflow_id", "start_date", "end_date", "period"},
+    ),
+    "/comments": ("get", {"project_id", "user_id", "start_date", "end_date", "period"}),
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    document: dict[str, Any] = response.json()
+    return document
+
+
+class TestStatus:
+    async def test_status_reports_the_configured_revision(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/")
+
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json() == {"revision": "test-revision"}
+
+    async def test_openapi_lists_exactly_the_served_routes(self, client: httpx.AsyncClient) -> None:
+        document = await openapi(client)
+
+        assert document["openapi"].startswith("3.")
+        paths = document["paths"]
+        assert set(paths) == set(SERVED)
+        for path, (method, _) in SERVED.items():
+            assert set(paths[path]) & HTTP_METHODS == {method}, path
+
+    async def test_openapi_lists_the_query_parameters(self, client: httpx.AsyncClient) -> None:
+        paths = (await openapi(client))["paths"]
+
+        for path, (method, expected) in SERVED.items():
+            parameters = paths[path][method].get("parameters", [])
+            query = {item["name"] for item in parameters if item["in"] == "query"}
+            assert query == expected, path
+            # Nothing else (no header or path parameter leaks from a dependency).
+            assert {item["name"] for item in parameters} == expected, path
+            for item in parameters:
+                assert item.get("required", False) is False, (path, item["name"])
+
+    async def test_every_documented_route_answers(self, client: httpx.AsyncClient) -> None:
+        paths = (await openapi(client))["paths"]
+
+        for path, operations in paths.items():
+            for method in set(operations) & HTTP_METHODS:
+                response = await client.request(method.upper(), path)
+                assert response.status_code not in (404, 405), (method, path)
+
+    async def test_docs_page_is_html(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/docs")
+
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "<html" in response.text.lower()
+        assert "/openapi.json" in response.text
