@@ -20,7 +20,7 @@ from eras.api.responses import FastJSONResponse
 from eras.config import Settings
 from eras.errors import ErasError
 from eras.store.database import Database
-from eras.store.migrate import migrate
+from eras.store.migrate import ensure_current, migrate
 
 log = logging.getLogger("eras")
 
@@ -95,8 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.auto_migrate:
-            await run_in_threadpool(migrate, database)
+        # Refuse to start on an out-of-date schema rather than answer every request with errors.
+        await run_in_threadpool(migrate if settings.auto_migrate else ensure_current, database)
         try:
             yield
         finally:

@@ -6,13 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from eras.app import create_app
 from eras.store.database import Database
-from eras.store.migrate import current_revision, head_revision, migrate
+from eras.store.migrate import SchemaOutOfDate, current_revision, head_revision, migrate
 from eras.store.schema import metadata
+from tests.conftest import make_settings
 
 ERAS = Path(sys.executable).with_name("eras")
 
@@ -59,3 +62,22 @@ def test_eras_migrate_command(empty_database_url):
         assert current_revision(database) == head_revision()
     finally:
         database.dispose()
+
+
+async def test_service_without_auto_migrate_refuses_an_old_schema(empty_database_url):
+    app = create_app(make_settings(empty_database_url, auto_migrate=False))
+    try:
+        with pytest.raises(SchemaOutOfDate, match="run `eras migrate`"):
+            async with app.router.lifespan_context(app):
+                pass
+    finally:
+        app.state.database.dispose()
+
+
+async def test_service_migrates_at_start_by_default(empty_database_url):
+    app = create_app(make_settings(empty_database_url, auto_migrate=True))
+    try:
+        async with app.router.lifespan_context(app):
+            assert current_revision(app.state.database) == head_revision()
+    finally:
+        app.state.database.dispose()

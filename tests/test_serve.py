@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -13,7 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.factories import INGEST_PASSWORD, INGEST_USER, basic_auth, fixture_event
+from tests.factories import (
+    INGEST_PASSWORD,
+    INGEST_USER,
+    basic_auth,
+    classification,
+    fixture_event,
+)
 
 ERAS = Path(sys.executable).with_name("eras")
 
@@ -80,3 +87,26 @@ def test_serve_migrates_ingests_and_answers(server: str) -> None:
                 "total_count": 1
             }
             assert http.get("/comments", params={"user_id": "1326056"}).json() == {"total_count": 1}
+
+
+async def test_concurrent_ingest_across_two_workers_is_exact(server: str) -> None:
+    """16 senders with overlapping batches against two processes sharing one database."""
+    events = [
+        classification(
+            i, user=100 + i % 7, groups=[i % 4], created_at=f"2023-09-{1 + i % 28:02d}T10:00:00Z"
+        )
+        for i in range(1, 401)
+    ]
+    batches = [events[start : start + 50] for start in range(0, 400, 25)]
+    async with httpx.AsyncClient(base_url=server, timeout=60) as http:
+
+        async def send(batch: list[dict[str, object]]) -> httpx.Response:
+            return await http.post("/kinesis", json={"payload": batch}, headers=basic_auth())
+
+        responses = await asyncio.gather(*(send(batch) for batch in batches))
+        assert [response.status_code for response in responses] == [200] * len(batches)
+        assert sum(response.json()["inserted"] for response in responses) == 400
+        assert (await http.get("/classifications")).json() == {"total_count": 400}
+        by_day = (await http.get("/classifications", params={"period": "day"})).json()["data"]
+        assert sum(bucket["count"] for bucket in by_day) == 400
+        assert len(by_day) == 28

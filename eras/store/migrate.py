@@ -34,6 +34,19 @@ def current_revision(database: Database) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The database was not migrated to the revision this code needs."""
+
+
+def ensure_current(database: Database) -> None:
+    current, head = current_revision(database), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current or 'none'} but this version of eras "
+            f"needs {head}: run `eras migrate`, or let the service do it (ERAS_AUTO_MIGRATE=true)"
+        )
+
+
 def migrate(database: Database) -> None:
     """Upgrade to head inside one transaction, serialised against other processes."""
     config = _config()
