@@ -15,8 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eras import __version__
-from eras.api import counts, ingest, status
+from eras.api import counts, ingest, status, users
 from eras.api.responses import FastJSONResponse
+from eras.auth.cache import TTLCache
+from eras.auth.panoptes import PanoptesClient
+from eras.auth.tokens import (
+    Authenticator,
+    LocalTokenVerifier,
+    PanoptesTokenVerifier,
+    TokenVerifier,
+    load_public_key,
+)
 from eras.config import Settings
 from eras.errors import ErasError
 from eras.store.database import Database
@@ -93,6 +102,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
 
+    panoptes = PanoptesClient(
+        settings.panoptes_url,
+        timeout_seconds=settings.panoptes_timeout_seconds,
+        max_connections=settings.panoptes_max_connections,
+    )
+    verifier: TokenVerifier
+    if settings.panoptes_public_key:
+        verifier = LocalTokenVerifier(load_public_key(settings.panoptes_public_key))
+    else:
+        verifier = PanoptesTokenVerifier(panoptes, TTLCache(settings.token_cache_seconds))
+
+    async def close() -> None:
+        await panoptes.aclose()
+        database.dispose()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Refuse to start on an out-of-date schema rather than answer every request with errors.
@@ -100,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            database.dispose()
+            await close()
 
     app = FastAPI(
         title="eras",
@@ -111,9 +135,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.panoptes = panoptes
+    app.state.authenticator = Authenticator(verifier)
+    app.state.close = close
     app.state.revision = settings.revision or detect_revision()
     _install_error_handlers(app)
     app.include_router(status.router)
     app.include_router(ingest.router)
     app.include_router(counts.router)
+    app.include_router(users.router)
     return app

@@ -33,6 +33,20 @@ class Settings(BaseSettings):
         default=None, description="Build or commit id reported by GET /; detected if unset."
     )
 
+    panoptes_url: str = Field(
+        default="https://panoptes.zooniverse.org",
+        description="Panoptes API base URL, asked about tokens, groups and memberships.",
+    )
+    panoptes_public_key: str | None = Field(
+        default=None,
+        description="PEM text or path of Panoptes' RSA public key; verifies tokens locally.",
+    )
+    panoptes_timeout_seconds: float = Field(default=5.0, gt=0)
+    panoptes_max_connections: int = Field(default=20, gt=0)
+    token_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long an answer from /api/me is reused."
+    )
+
     database_pool_size: int = Field(default=10, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=60_000, gt=0)
 

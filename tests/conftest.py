@@ -7,6 +7,7 @@ the reason, it is never skipped. Point ``ERAS_TEST_POSTGRES_URL`` at another ser
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from eras.store.dialect import driver_url
 from eras.store.migrate import migrate
 from eras.store.schema import metadata
 from tests.factories import INGEST_PASSWORD, INGEST_USER
+from tests.fake_panoptes import FakePanoptes
 
 POSTGRES_SERVER_URL = os.environ.get(
     "ERAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -110,7 +112,7 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://eras.test") as http:
             yield http
     finally:
-        app.state.database.dispose()
+        await app.state.close()
 
 
 @pytest.fixture
@@ -141,3 +143,20 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def panoptes() -> Iterator[FakePanoptes]:
+    """A fake Panoptes API listening on loopback for this test."""
+    fake = FakePanoptes().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def unreachable_url() -> str:
+    """A loopback URL with nothing listening: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -71,7 +71,7 @@ async def test_service_without_auto_migrate_refuses_an_old_schema(empty_database
             async with app.router.lifespan_context(app):
                 pass
     finally:
-        app.state.database.dispose()
+        await app.state.close()
 
 
 async def test_service_migrates_at_start_by_default(empty_database_url):
@@ -80,4 +80,4 @@ async def test_service_migrates_at_start_by_default(empty_database_url):
         async with app.router.lifespan_context(app):
             assert current_revision(app.state.database) == head_revision()
     finally:
-        app.state.database.dispose()
+        await app.state.close()

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
+from eras.api.common import DateParam, IdList, PeriodParam
 from eras.api.dependencies import DatabaseDep
 from eras.api.responses import ERROR_RESPONSES, CountResponse, FastJSONResponse, count_body
 from eras.queries.counts import classification_totals, comment_totals
 from eras.queries.params import parse_count_params, parse_ids
 
 router = APIRouter(tags=["counts"])
-
-IdList = Annotated[
-    str | None,
-    Query(description="One id or a comma-separated list; the counts of all listed ids are summed."),
-]
-DateParam = Annotated[
-    str | None, Query(description="YYYY-MM-DD, inclusive, on the UTC day of the event.")
-]
-PeriodParam = Annotated[
-    str | None,
-    Query(description="day, week, month or year (case-insensitive); adds a bucketed `data` list."),
-]
 
 
 @router.get(

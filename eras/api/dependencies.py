@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from eras.auth.tokens import Authenticator
 from eras.config import Settings
 from eras.store.database import Database
 
@@ -20,5 +21,11 @@ def get_database(request: Request) -> Database:
     return database
 
 
+def get_authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]

@@ -33,6 +33,10 @@ class CountResponse(BaseModel):
     data: list[PeriodCount] | None = None
 
 
+def seconds(milliseconds: int) -> float:
+    return milliseconds / 1000
+
+
 def count_body(totals: Totals) -> dict[str, Any]:
     """``{"total_count": N}`` plus ``data`` when a period was asked for."""
     body: dict[str, Any] = {"total_count": totals.count}
@@ -46,4 +50,10 @@ def count_body(totals: Totals) -> dict[str, Any]:
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Invalid parameters"},
+}
+AUTH_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    401: {"model": ErrorBody, "description": "Missing, malformed, invalid or expired token"},
+    403: {"model": ErrorBody, "description": "The token's user may not see these stats"},
+    503: {"model": ErrorBody, "description": "Panoptes could not be asked"},
 }

@@ -28,7 +28,9 @@ class Totals:
     buckets: tuple[Bucket, ...] | None  # None when no period was asked for
 
 
-def _conditions(table: Table, filters: Mapping[str, Sequence[int]], dates: DateRange) -> list[Any]:
+def scope_conditions(
+    table: Table, filters: Mapping[str, Sequence[int]], dates: DateRange
+) -> list[Any]:
     conditions: list[Any] = []
     for dimension, ids in filters.items():
         if len(ids) == 1:
@@ -59,7 +61,7 @@ def rollup_totals(
     measures = [cast(func.sum(table.c.count), BigInteger).label("total")]
     if has_session:
         measures.append(cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"))
-    conditions = _conditions(table, filters, dates)
+    conditions = scope_conditions(table, filters, dates)
 
     if period is None:
         row = connection.execute(select(*measures).where(*conditions)).one()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 from eras.errors import BadRequest
@@ -123,3 +124,76 @@ def parse_count_params(
 def format_period(bucket_start: date) -> str:
     """The original's timestamp form for a bucket: ``2023-09-18T00:00:00.000Z``."""
     return f"{bucket_start.isoformat()}T00:00:00.000Z"
+
+
+# --- personal stats ------------------------------------------------------------------------
+
+CONTRIBUTIONS_WITH_FILTER: Final = (
+    "Cannot query for project contributions and query by project/workflow"
+)
+INVALID_CONTRIBUTION_ORDER: Final = (
+    "Can only order project contributions by recents or count. Default behavior is count"
+)
+
+
+class ContributionOrder(enum.StrEnum):
+    COUNT = "count"
+    RECENTS = "recents"
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatsParams:
+    counts: CountParams
+    time_spent: bool = False
+    project_contributions: bool = False
+    order_by: ContributionOrder = ContributionOrder.COUNT
+
+
+def parse_flag(value: str | None) -> bool:
+    """``true`` in any case is true; every other value, or none, is false."""
+    text = present(value)
+    return text is not None and text.lower() == "true"
+
+
+def parse_user_stats_params(
+    *,
+    project_id: str | None,
+    workflow_id: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    period: str | None,
+    time_spent: str | None,
+    project_contributions: str | None,
+    order_project_contributions_by: str | None,
+) -> UserStatsParams:
+    counts = parse_count_params(
+        project_id=project_id,
+        workflow_id=workflow_id,
+        start_date=start_date,
+        end_date=end_date,
+        period=period,
+    )
+    if present(project_contributions) is not None and (counts.project_ids or counts.workflow_ids):
+        raise BadRequest(CONTRIBUTIONS_WITH_FILTER)
+    order_text = present(order_project_contributions_by)
+    try:
+        order = ContributionOrder((order_text or "count").lower())
+    except ValueError:
+        raise BadRequest(INVALID_CONTRIBUTION_ORDER) from None
+    return UserStatsParams(
+        counts=counts,
+        time_spent=parse_flag(time_spent),
+        project_contributions=parse_flag(project_contributions),
+        order_by=order,
+    )
+
+
+def bucket_start(day: date, period: Period) -> date:
+    """The first day of the calendar bucket holding ``day``: the same rule the SQL applies."""
+    if period is Period.DAY:
+        return day
+    if period is Period.WEEK:
+        return day - timedelta(days=day.weekday())
+    if period is Period.MONTH:
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)

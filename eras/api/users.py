@@ -1,0 +1,114 @@
+"""GET /classifications/users/{id}: a volunteer's own stats, behind a Panoptes bearer token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from eras.api.common import DateParam, FlagParam, IdList, PeriodParam
+from eras.api.dependencies import AuthenticatorDep, DatabaseDep
+from eras.api.responses import AUTH_ERROR_RESPONSES, FastJSONResponse, seconds
+from eras.auth.policy import authorize_user_stats
+from eras.queries.params import UserStatsParams, format_period, parse_user_stats_params
+from eras.queries.user_stats import UserStats, user_stats
+from eras.store.database import Database
+
+router = APIRouter(tags=["personal stats"])
+
+# Declared for the OpenAPI description only; the header is parsed by the Authenticator.
+bearer_scheme = HTTPBearer(auto_error=False, description="A Panoptes bearer token (JWT)")
+
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The volunteer's Panoptes user id")]
+
+
+class ProjectCount(BaseModel):
+    project_id: int
+    count: int
+
+
+class UserPeriodCount(BaseModel):
+    period: str
+    count: int
+    session_time: float | None = None
+
+
+class UserStatsResponse(BaseModel):
+    total_count: int
+    time_spent: float | None = None
+    project_contributions: list[ProjectCount] | None = None
+    data: list[UserPeriodCount] | None = None
+
+
+def user_stats_body(stats: UserStats, params: UserStatsParams) -> dict[str, Any]:
+    """Only the keys asked for, in the original's order."""
+    totals = stats.totals
+    body: dict[str, Any] = {"total_count": totals.count}
+    if params.time_spent:
+        body["time_spent"] = seconds(totals.session_ms)
+    if stats.project_contributions is not None:
+        body["project_contributions"] = [
+            {"project_id": item.project_id, "count": item.count}
+            for item in stats.project_contributions
+        ]
+    if totals.buckets is not None:
+        data = []
+        for bucket in totals.buckets:
+            entry: dict[str, Any] = {"period": format_period(bucket.start), "count": bucket.count}
+            if params.time_spent:
+                entry["session_time"] = seconds(bucket.session_ms)
+            data.append(entry)
+        body["data"] = data
+    return body
+
+
+def _read_user_stats(database: Database, user_id: int, params: UserStatsParams) -> UserStats:
+    with database.read() as connection:
+        return user_stats(connection, database.dialect, user_id=user_id, params=params)
+
+
+@router.get(
+    "/classifications/users/{user_id}",
+    response_model=UserStatsResponse,
+    response_model_exclude_none=True,
+    responses=AUTH_ERROR_RESPONSES,
+    dependencies=[Depends(bearer_scheme)],
+    summary="A volunteer's classification stats",
+    description="Readable by the volunteer themself and by Zooniverse admins. "
+    "A trailing slash is accepted.",
+)
+@router.get("/classifications/users/{user_id}/", include_in_schema=False)
+async def get_user_stats(
+    request: Request,
+    user_id: UserId,
+    database: DatabaseDep,
+    authenticator: AuthenticatorDep,
+    project_id: IdList = None,
+    workflow_id: IdList = None,
+    start_date: DateParam = None,
+    end_date: DateParam = None,
+    period: PeriodParam = None,
+    time_spent: FlagParam = None,
+    project_contributions: FlagParam = None,
+    order_project_contributions_by: Annotated[
+        str | None,
+        Query(description="`count` (default, largest first) or `recents`; case-insensitive."),
+    ] = None,
+) -> Any:
+    viewer = await authenticator.require(request.headers.get("authorization"))
+    authorize_user_stats(viewer, user_id)
+    params = parse_user_stats_params(
+        project_id=project_id,
+        workflow_id=workflow_id,
+        start_date=start_date,
+        end_date=end_date,
+        period=period,
+        time_spent=time_spent,
+        project_contributions=project_contributions,
+        order_project_contributions_by=order_project_contributions_by,
+    )
+    stats = await run_in_threadpool(_read_user_stats, database, user_id, params)
+    return FastJSONResponse(user_stats_body(stats, params))

@@ -1,0 +1,145 @@
+"""Who is asking: Panoptes bearer tokens, verified locally (RS512) or by asking Panoptes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from eras.auth.cache import TTLCache
+from eras.auth.panoptes import PanoptesClient
+from eras.errors import Unauthenticated
+
+# The only algorithm Panoptes signs with. Listing exactly one also rules out "none" and the
+# HS256-with-the-public-key-as-secret confusion.
+ALGORITHMS: Final = ["RS512"]
+# What the web front end sends when nobody is logged in.
+_NO_TOKEN_VALUES: Final = frozenset({"null", "undefined"})
+
+MISSING_HEADER: Final = "Missing Authorization header"
+MALFORMED_HEADER: Final = "Malformed Authorization header: expected 'Bearer <token>'"
+NOT_VERIFIED: Final = "Invalid bearer token"
+EXPIRED: Final = "Bearer token has expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: int
+    admin: bool = False
+    login: str | None = None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token in an ``Authorization`` header; ``None`` when there is none (or ``Bearer null``).
+
+    The scheme is case-insensitive (RFC 9110) and whitespace around the parts is ignored; anything
+    else that is not exactly a scheme and one token is malformed.
+    """
+    if header is None or not header.strip():
+        return None
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise Unauthenticated(MALFORMED_HEADER)
+    token = parts[1]
+    if token.lower() in _NO_TOKEN_VALUES:
+        return None
+    return token
+
+
+def _user_id(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+class TokenVerifier(Protocol):
+    async def identify(self, token: str) -> Identity: ...
+
+
+def load_public_key(value: str) -> RSAPublicKey:
+    """PEM text, or the path of a PEM file; must be an RSA public key."""
+    text = value if value.lstrip().startswith("-----BEGIN") else Path(value).read_text()
+    try:
+        key = load_pem_public_key(text.encode())
+    except ValueError as error:
+        raise ValueError(f"ERAS_PANOPTES_PUBLIC_KEY is not a PEM public key: {error}") from None
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("ERAS_PANOPTES_PUBLIC_KEY must be an RSA public key")
+    return key
+
+
+class LocalTokenVerifier:
+    """Checks the RS512 signature and expiry against the configured key; no network call."""
+
+    def __init__(self, public_key: RSAPublicKey) -> None:
+        self._key = public_key
+
+    async def identify(self, token: str) -> Identity:
+        try:
+            payload = jwt.decode(
+                token, self._key, algorithms=ALGORITHMS, options={"require": ["exp"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated(EXPIRED) from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated(NOT_VERIFIED) from None
+        data: Any = payload.get("data")
+        user_id = _user_id(data.get("id")) if isinstance(data, dict) else None
+        if user_id is None:
+            raise Unauthenticated(NOT_VERIFIED)
+        login = data.get("login")
+        return Identity(
+            user_id=user_id,
+            admin=data.get("admin") is True,
+            login=login if isinstance(login, str) else None,
+        )
+
+
+class PanoptesTokenVerifier:
+    """Asks Panoptes' ``/api/me`` who a token belongs to, remembering answers for a while."""
+
+    def __init__(self, client: PanoptesClient, cache: TTLCache[str, Identity]) -> None:
+        self._client = client
+        self._cache = cache
+
+    async def identify(self, token: str) -> Identity:
+        # Keyed by a digest so the cache never holds usable credentials.
+        key = hashlib.sha256(token.encode()).hexdigest()
+        return await self._cache.get_or_load(key, lambda: self._ask(token))
+
+    async def _ask(self, token: str) -> Identity:
+        user = await self._client.me(token)
+        raw_id = user.get("id")
+        user_id = int(raw_id) if isinstance(raw_id, str) and raw_id.isdigit() else None
+        if user_id is None:
+            raise Unauthenticated(NOT_VERIFIED)
+        login = user.get("login")
+        return Identity(
+            user_id=user_id,
+            admin=user.get("admin") is True,
+            login=login if isinstance(login, str) else None,
+        )
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into an :class:`Identity`, or ``None`` for nobody."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
+
+    async def identify(self, header: str | None) -> Identity | None:
+        token = bearer_token(header)
+        if token is None:
+            return None
+        return await self._verifier.identify(token)
+
+    async def require(self, header: str | None) -> Identity:
+        identity = await self.identify(header)
+        if identity is None:
+            raise Unauthenticated(MISSING_HEADER)
+        return identity

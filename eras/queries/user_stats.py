@@ -1,0 +1,115 @@
+"""A volunteer's own numbers, from the per-user rollups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import BigInteger, Connection, cast, func, select
+
+from eras.queries.counts import Totals, rollup_totals, scope_conditions
+from eras.queries.params import ContributionOrder, DateRange, UserStatsParams, bucket_start
+from eras.store.dialect import Dialect, Period
+from eras.store.schema import ROLLUP_TABLES
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectContribution:
+    project_id: int
+    count: int
+    session_ms: int
+    last_day: date
+
+
+@dataclass(frozen=True, slots=True)
+class UserStats:
+    totals: Totals
+    project_contributions: list[ProjectContribution] | None
+
+
+def user_totals(
+    connection: Connection, dialect: Dialect, *, user_id: int, params: UserStatsParams
+) -> Totals:
+    counts = params.counts
+    if counts.workflow_ids:
+        table = "classification_user_workflow_daily"
+        filters = {"user_id": (user_id,), "workflow_id": counts.workflow_ids}
+    elif counts.project_ids:
+        table = "classification_user_project_daily"
+        filters = {"user_id": (user_id,), "project_id": counts.project_ids}
+    else:
+        table, filters = "classification_user_daily", {"user_id": (user_id,)}
+    return rollup_totals(
+        connection,
+        dialect,
+        table=ROLLUP_TABLES[table],
+        filters=filters,
+        dates=counts.dates,
+        period=counts.period,
+    )
+
+
+def project_contributions(
+    connection: Connection, *, user_id: int, dates: DateRange
+) -> list[ProjectContribution]:
+    """Per project: classifications, session time and the last day with one, in the range."""
+    table = ROLLUP_TABLES["classification_user_project_daily"]
+    statement = (
+        select(
+            table.c.project_id,
+            cast(func.sum(table.c.count), BigInteger).label("total"),
+            cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"),
+            func.max(table.c.day).label("last_day"),
+        )
+        .where(*scope_conditions(table, {"user_id": (user_id,)}, dates))
+        .group_by(table.c.project_id)
+    )
+    return [
+        ProjectContribution(
+            project_id=row.project_id,
+            count=row.total,
+            session_ms=row.session_ms,
+            last_day=_as_date(row.last_day),
+        )
+        for row in connection.execute(statement)
+    ]
+
+
+def _as_date(value: date | str) -> date:
+    # SQLite's max() over a DATE column returns the stored text, not a date.
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def order_contributions(
+    contributions: list[ProjectContribution], order: ContributionOrder, period: Period | None
+) -> list[ProjectContribution]:
+    """Largest count first; or, for ``recents``, the project with the latest bucket first.
+
+    Recency is judged by bucket, as the original does: with ``period=year`` (also the default)
+    all projects of the latest year tie, and ties go to the larger count, then the lower id.
+    """
+    if order is ContributionOrder.COUNT:
+        return sorted(contributions, key=lambda item: (-item.count, item.project_id))
+    granularity = period or Period.YEAR
+    return sorted(
+        contributions,
+        key=lambda item: (
+            -bucket_start(item.last_day, granularity).toordinal(),
+            -item.count,
+            item.project_id,
+        ),
+    )
+
+
+def user_stats(
+    connection: Connection, dialect: Dialect, *, user_id: int, params: UserStatsParams
+) -> UserStats:
+    totals = user_totals(connection, dialect, user_id=user_id, params=params)
+    contributions = None
+    if params.project_contributions:
+        contributions = order_contributions(
+            project_contributions(connection, user_id=user_id, dates=params.counts.dates),
+            params.order_by,
+            params.counts.period,
+        )
+    return UserStats(totals=totals, project_contributions=contributions)

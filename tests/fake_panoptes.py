@@ -1,0 +1,196 @@
+"""A fake Panoptes API: a real HTTP server on loopback, scripted by the tests.
+
+It serves /api/me, /oauth/token, /api/user_groups/{id} and /api/memberships like Panoptes does,
+answers 404 when the versioned Accept header is missing (as Panoptes' router does), and records
+every request so tests can count calls and inspect headers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+API_ACCEPT = "application/vnd.api+json; version=1"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class PanoptesState:
+    users_by_token: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # (user id, group id) -> roles of an active membership
+    memberships: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    client_id: str = "eras-client"
+    client_secret: str = "eras-secret"
+    app_token_lifetime: int = 7200
+    app_tokens_issued: int = 0
+    delay_seconds: float = 0.0
+    fail_status: int | None = None
+    garbage: bool = False
+    requests: list[Recorded] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def calls(self, path_prefix: str) -> list[Recorded]:
+        with self.lock:
+            return [request for request in self.requests if request.path.startswith(path_prefix)]
+
+    def add_user(self, token: str, user_id: int, *, admin: bool = False) -> None:
+        self.users_by_token[token] = {
+            "id": str(user_id),
+            "login": f"user{user_id}",
+            "display_name": f"User {user_id}",
+            "admin": admin,
+        }
+
+    def current_app_token(self) -> str:
+        return f"app-token-{self.app_tokens_issued}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: PanoptesState
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _record(self, body: str) -> tuple[str, dict[str, list[str]]]:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        with self.state.lock:
+            self.state.requests.append(
+                Recorded(self.command, parts.path, query, dict(self.headers.items()), body)
+            )
+        return parts.path, query
+
+    def _bearer(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        return header[len("Bearer ") :] if header.startswith("Bearer ") else None
+
+    def _misbehave(self) -> bool:
+        state = self.state
+        if state.delay_seconds:
+            time.sleep(state.delay_seconds)
+        if state.fail_status is not None:
+            self._send(state.fail_status, {"errors": [{"message": "scripted failure"}]})
+            return True
+        if state.garbage:
+            self._send(200, b"<html>not json</html>")
+            return True
+        return False
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        path, _ = self._record(body)
+        if self._misbehave():
+            return
+        if path != "/oauth/token":
+            self._send(404, {"errors": [{"message": "not found"}]})
+            return
+        form = {key: values[0] for key, values in parse_qs(body).items()}
+        state = self.state
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != state.client_id
+            or form.get("client_secret") != state.client_secret
+        ):
+            self._send(401, {"error": "invalid_client"})
+            return
+        with state.lock:
+            state.app_tokens_issued += 1
+            token = state.current_app_token()
+        self._send(
+            200,
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": state.app_token_lifetime,
+                "created_at": int(time.time()),
+            },
+        )
+
+    def do_GET(self) -> None:
+        path, query = self._record("")
+        if self._misbehave():
+            return
+        if self.headers.get("Accept") != API_ACCEPT:
+            self._send(404, {"errors": [{"message": "no route without the versioned Accept"}]})
+            return
+        state = self.state
+        token = self._bearer()
+        if path == "/api/me":
+            user = state.users_by_token.get(token or "")
+            if user is None:
+                self._send(401, {"errors": [{"message": "not logged in"}]})
+            else:
+                self._send(200, {"users": [user]})
+            return
+        if path.startswith("/api/user_groups/"):
+            if token != state.current_app_token():
+                self._send(401, {"errors": [{"message": "application token required"}]})
+                return
+            group = state.groups.get(int(path.rsplit("/", 1)[1]))
+            if group is None:
+                self._send(404, {"errors": [{"message": "Could not find user_group"}]})
+            else:
+                self._send(200, {"user_groups": [group]})
+            return
+        if path == "/api/memberships":
+            user = state.users_by_token.get(token or "")
+            if user is None:
+                self._send(401, {"errors": [{"message": "not logged in"}]})
+                return
+            user_id = int(query.get("user_id", ["0"])[0])
+            group_id = int(query.get("user_group_id", ["0"])[0])
+            roles = state.memberships.get((user_id, group_id))
+            memberships = []
+            if roles is not None and user_id == int(user["id"]):
+                memberships.append(
+                    {
+                        "id": f"{user_id}{group_id}",
+                        "state": "active",
+                        "roles": roles,
+                        "links": {"user": str(user_id), "user_group": str(group_id)},
+                    }
+                )
+            self._send(200, {"memberships": memberships})
+            return
+        self._send(404, {"errors": [{"message": "not found"}]})
+
+
+class FakePanoptes:
+    def __init__(self) -> None:
+        self.state = PanoptesState()
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> FakePanoptes:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
