@@ -15,10 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eras import __version__
-from eras.api import counts, ingest, status, users
+from eras.api import counts, groups, ingest, status, users
 from eras.api.responses import FastJSONResponse
 from eras.auth.cache import TTLCache
-from eras.auth.panoptes import PanoptesClient
+from eras.auth.groups import GroupAccess, GroupDirectory
+from eras.auth.panoptes import ApplicationCredentials, PanoptesClient
 from eras.auth.tokens import (
     Authenticator,
     LocalTokenVerifier,
@@ -102,10 +103,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
 
+    application = None
+    if settings.panoptes_client_id and settings.panoptes_client_secret:
+        application = ApplicationCredentials(
+            settings.panoptes_client_id, settings.panoptes_client_secret.get_secret_value()
+        )
     panoptes = PanoptesClient(
         settings.panoptes_url,
         timeout_seconds=settings.panoptes_timeout_seconds,
         max_connections=settings.panoptes_max_connections,
+        application=application,
     )
     verifier: TokenVerifier
     if settings.panoptes_public_key:
@@ -136,7 +143,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.panoptes = panoptes
-    app.state.authenticator = Authenticator(verifier)
+    authenticator = Authenticator(verifier)
+    directory = GroupDirectory(
+        panoptes,
+        group_cache_seconds=settings.group_cache_seconds,
+        membership_cache_seconds=settings.membership_cache_seconds,
+    )
+    app.state.authenticator = authenticator
+    app.state.group_access = GroupAccess(directory, authenticator)
     app.state.close = close
     app.state.revision = settings.revision or detect_revision()
     _install_error_handlers(app)
@@ -144,4 +158,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(counts.router)
     app.include_router(users.router)
+    app.include_router(groups.router)
     return app

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="How long an answer from /api/me is reused."
     )
 
+    panoptes_client_id: str | None = Field(
+        default=None, description="OAuth application id used to look up user groups."
+    )
+    panoptes_client_secret: SecretStr | None = None
+    group_cache_seconds: float = Field(
+        default=300.0, ge=0, description="How long a group's stats_visibility is reused."
+    )
+    membership_cache_seconds: float = Field(
+        default=120.0, ge=0, description="How long a user's roles in a group are reused."
+    )
+
     database_pool_size: int = Field(default=10, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=60_000, gt=0)
 

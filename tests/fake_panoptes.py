@@ -33,6 +33,7 @@ class PanoptesState:
     groups: dict[int, dict[str, Any]] = field(default_factory=dict)
     # (user id, group id) -> roles of an active membership
     memberships: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    inactive: set[tuple[int, int]] = field(default_factory=set)
     client_id: str = "eras-client"
     client_secret: str = "eras-secret"
     app_token_lifetime: int = 7200
@@ -53,6 +54,14 @@ class PanoptesState:
             "login": f"user{user_id}",
             "display_name": f"User {user_id}",
             "admin": admin,
+        }
+
+    def add_group(self, group_id: int, stats_visibility: str) -> None:
+        self.groups[group_id] = {
+            "id": str(group_id),
+            "name": f"group-{group_id}",
+            "display_name": f"Group {group_id}",
+            "stats_visibility": stats_visibility,
         }
 
     def current_app_token(self) -> str:
@@ -168,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
                 memberships.append(
                     {
                         "id": f"{user_id}{group_id}",
-                        "state": "active",
+                        "state": "inactive" if (user_id, group_id) in state.inactive else "active",
                         "roles": roles,
                         "links": {"user": str(user_id), "user_group": str(group_id)},
                     }
@@ -185,7 +194,9 @@ class FakePanoptes:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> FakePanoptes:
         self._thread.start()

@@ -17,8 +17,15 @@ SERVED: dict[str, tuple[str, set[str]]] = {
         "get",
         COMMON | {"time_spent", "project_contributions", "order_project_contributions_by"},
     ),
+    "/classifications/user_groups/{group_id}": (
+        "get",
+        COMMON | {"top_contributors", "individual_stats_breakdown"},
+    ),
 }
-PATH_PARAMETERS = {"/classifications/users/{user_id}": {"user_id"}}
+PATH_PARAMETERS = {
+    "/classifications/users/{user_id}": {"user_id"},
+    "/classifications/user_groups/{group_id}": {"group_id"},
+}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from eras.auth.groups import GroupAccess
 from eras.auth.tokens import Authenticator
 from eras.config import Settings
 from eras.store.database import Database
@@ -26,6 +27,12 @@ def get_authenticator(request: Request) -> Authenticator:
     return authenticator
 
 
+def get_group_access(request: Request) -> GroupAccess:
+    access: GroupAccess = request.app.state.group_access
+    return access
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+GroupAccessDep = Annotated[GroupAccess, Depends(get_group_access)]

@@ -127,19 +127,18 @@ class PanoptesTokenVerifier:
 
 
 class Authenticator:
-    """Turns an ``Authorization`` header into an :class:`Identity`, or ``None`` for nobody."""
+    """Turns an ``Authorization`` header into an :class:`Identity`, or refuses it with 401."""
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
 
-    async def identify(self, header: str | None) -> Identity | None:
+    async def require(self, header: str | None) -> Identity:
+        identity, _token = await self.require_with_token(header)
+        return identity
+
+    async def require_with_token(self, header: str | None) -> tuple[Identity, str]:
+        """The identity and the token itself, for calls to Panoptes on the user's behalf."""
         token = bearer_token(header)
         if token is None:
-            return None
-        return await self._verifier.identify(token)
-
-    async def require(self, header: str | None) -> Identity:
-        identity = await self.identify(header)
-        if identity is None:
             raise Unauthenticated(MISSING_HEADER)
-        return identity
+        return await self._verifier.identify(token), token

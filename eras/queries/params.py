@@ -197,3 +197,61 @@ def bucket_start(day: date, period: Period) -> date:
     if period is Period.MONTH:
         return day.replace(day=1)
     return day.replace(month=1, day=1)
+
+
+# --- group stats ---------------------------------------------------------------------------
+
+BREAKDOWN_WITH_OTHERS: Final = (
+    "Cannot query individual stats breakdown with anything else EXCEPT start_date and end_date"
+)
+MAX_TOP_CONTRIBUTORS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatsParams:
+    counts: CountParams
+    top_contributors: int | None = None
+    individual_stats_breakdown: bool = False
+
+
+def parse_top_contributors(value: str | None) -> int | None:
+    text = present(value)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise BadRequest(
+            f"Invalid top_contributors: expected a whole number from 0 to {MAX_TOP_CONTRIBUTORS}"
+        )
+    number = int(text)
+    if number > MAX_TOP_CONTRIBUTORS:
+        raise BadRequest(f"top_contributors can be at most {MAX_TOP_CONTRIBUTORS}")
+    return number
+
+
+def parse_group_stats_params(
+    *,
+    project_id: str | None,
+    workflow_id: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    period: str | None,
+    top_contributors: str | None,
+    individual_stats_breakdown: str | None,
+) -> GroupStatsParams:
+    breakdown = parse_flag(individual_stats_breakdown)
+    if breakdown and any(
+        present(value) is not None for value in (project_id, workflow_id, period, top_contributors)
+    ):
+        raise BadRequest(BREAKDOWN_WITH_OTHERS)
+    counts = parse_count_params(
+        project_id=project_id,
+        workflow_id=workflow_id,
+        start_date=start_date,
+        end_date=end_date,
+        period=period,
+    )
+    return GroupStatsParams(
+        counts=counts,
+        top_contributors=parse_top_contributors(top_contributors),
+        individual_stats_breakdown=breakdown,
+    )

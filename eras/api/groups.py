@@ -1,0 +1,160 @@
+"""GET /classifications/user_groups/{id}: a group's stats, visible as the group decided."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from eras.api.common import DateParam, FlagParam, IdList, PeriodParam
+from eras.api.dependencies import DatabaseDep, GroupAccessDep
+from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse, seconds
+from eras.api.users import bearer_scheme
+from eras.queries.group_stats import (
+    Contribution,
+    GroupAggregate,
+    MemberStats,
+    group_aggregate,
+    member_breakdown,
+)
+from eras.queries.params import GroupStatsParams, format_period, parse_group_stats_params
+from eras.store.database import Database
+
+router = APIRouter(tags=["group stats"])
+
+GroupId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The Panoptes user group id")]
+
+
+class ProjectStats(BaseModel):
+    project_id: int
+    count: int
+    session_time: float
+
+
+class ContributorStats(BaseModel):
+    user_id: int
+    count: int
+    session_time: float
+
+
+class GroupPeriodCount(BaseModel):
+    period: str
+    count: int
+    session_time: float
+
+
+class MemberBreakdown(ContributorStats):
+    project_contributions: list[ProjectStats]
+
+
+class GroupStatsResponse(BaseModel):
+    total_count: int | None = None
+    time_spent: float | None = None
+    active_users: int | None = None
+    project_contributions: list[ProjectStats] | None = None
+    top_contributors: list[ContributorStats] | None = None
+    data: list[GroupPeriodCount] | None = None
+    group_member_stats_breakdown: list[MemberBreakdown] | None = None
+
+
+def _projects(items: list[Contribution]) -> list[dict[str, Any]]:
+    return [
+        {"project_id": item.id, "count": item.count, "session_time": seconds(item.session_ms)}
+        for item in items
+    ]
+
+
+def aggregate_body(aggregate: GroupAggregate) -> dict[str, Any]:
+    totals = aggregate.totals
+    body: dict[str, Any] = {
+        "total_count": totals.count,
+        "time_spent": seconds(totals.session_ms),
+        "active_users": aggregate.active_users,
+    }
+    if aggregate.project_contributions is not None:
+        body["project_contributions"] = _projects(aggregate.project_contributions)
+    if aggregate.top_contributors is not None:
+        body["top_contributors"] = [
+            {"user_id": item.id, "count": item.count, "session_time": seconds(item.session_ms)}
+            for item in aggregate.top_contributors
+        ]
+    if totals.buckets is not None:
+        body["data"] = [
+            {
+                "period": format_period(bucket.start),
+                "count": bucket.count,
+                "session_time": seconds(bucket.session_ms),
+            }
+            for bucket in totals.buckets
+        ]
+    return body
+
+
+def breakdown_body(members: list[MemberStats]) -> dict[str, Any]:
+    return {
+        "group_member_stats_breakdown": [
+            {
+                "user_id": member.user_id,
+                "count": member.count,
+                "session_time": seconds(member.session_ms),
+                "project_contributions": _projects(member.projects),
+            }
+            for member in members
+        ]
+    }
+
+
+def _read_group_stats(database: Database, group_id: int, params: GroupStatsParams) -> Any:
+    with database.read() as connection:
+        if params.individual_stats_breakdown:
+            members = member_breakdown(connection, group_id=group_id, dates=params.counts.dates)
+            return breakdown_body(members)
+        aggregate = group_aggregate(connection, database.dialect, group_id=group_id, params=params)
+        return aggregate_body(aggregate)
+
+
+@router.get(
+    "/classifications/user_groups/{group_id}",
+    response_model=GroupStatsResponse,
+    response_model_exclude_none=True,
+    responses={**AUTH_ERROR_RESPONSES, 404: {"model": ErrorBody, "description": "No such group"}},
+    dependencies=[Depends(bearer_scheme)],
+    summary="A user group's classification stats",
+    description="Who may read them depends on the group's stats_visibility in Panoptes: public "
+    "aggregates need no token; private ones and member breakdowns need a member's or a group "
+    "admin's token. A trailing slash is accepted.",
+)
+@router.get("/classifications/user_groups/{group_id}/", include_in_schema=False)
+async def get_group_stats(
+    request: Request,
+    group_id: GroupId,
+    database: DatabaseDep,
+    access: GroupAccessDep,
+    project_id: IdList = None,
+    workflow_id: IdList = None,
+    start_date: DateParam = None,
+    end_date: DateParam = None,
+    period: PeriodParam = None,
+    top_contributors: Annotated[
+        str | None, Query(description="N: add the N members with the most classifications.")
+    ] = None,
+    individual_stats_breakdown: FlagParam = None,
+) -> Any:
+    params = parse_group_stats_params(
+        project_id=project_id,
+        workflow_id=workflow_id,
+        start_date=start_date,
+        end_date=end_date,
+        period=period,
+        top_contributors=top_contributors,
+        individual_stats_breakdown=individual_stats_breakdown,
+    )
+    await access.check(
+        group_id,
+        request.headers.get("authorization"),
+        breakdown=params.individual_stats_breakdown,
+    )
+    body = await run_in_threadpool(_read_group_stats, database, group_id, params)
+    return FastJSONResponse(body)

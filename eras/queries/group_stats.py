@@ -1,0 +1,138 @@
+"""A user group's numbers, from the group rollups only."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Connection, Table, cast, func, select
+
+from eras.queries.counts import Totals, rollup_totals, scope_conditions
+from eras.queries.params import DateRange, GroupStatsParams
+from eras.store.dialect import Dialect
+from eras.store.schema import ROLLUP_TABLES
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """Classifications and session time of one project or one member."""
+
+    id: int
+    count: int
+    session_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAggregate:
+    totals: Totals
+    active_users: int
+    project_contributions: list[Contribution] | None
+    top_contributors: list[Contribution] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStats:
+    user_id: int
+    count: int
+    session_ms: int
+    projects: list[Contribution]
+
+
+def _ranked(
+    connection: Connection,
+    table: Table,
+    dimension: str,
+    filters: Mapping[str, Sequence[int]],
+    dates: DateRange,
+) -> list[Contribution]:
+    """Sum per ``dimension`` value, largest count first (ties: lowest id first)."""
+    total = cast(func.sum(table.c.count), BigInteger)
+    statement = (
+        select(
+            table.c[dimension].label("id"),
+            total.label("total"),
+            cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"),
+        )
+        .where(*scope_conditions(table, filters, dates))
+        .group_by(table.c[dimension])
+        .order_by(total.desc(), table.c[dimension])
+    )
+    return [
+        Contribution(id=row.id, count=row.total, session_ms=row.session_ms)
+        for row in connection.execute(statement)
+    ]
+
+
+def group_aggregate(
+    connection: Connection, dialect: Dialect, *, group_id: int, params: GroupStatsParams
+) -> GroupAggregate:
+    counts = params.counts
+    group: dict[str, tuple[int, ...]] = {"user_group_id": (group_id,)}
+    if counts.workflow_ids:
+        scope = {**group, "workflow_id": counts.workflow_ids}
+        totals_table, members_table = "group_workflow_daily", "group_user_workflow_daily"
+    elif counts.project_ids:
+        scope = {**group, "project_id": counts.project_ids}
+        totals_table, members_table = "group_project_daily", "group_user_project_daily"
+    else:
+        scope = group
+        totals_table, members_table = "group_daily", "group_user_daily"
+    totals = rollup_totals(
+        connection,
+        dialect,
+        table=ROLLUP_TABLES[totals_table],
+        filters=scope,
+        dates=counts.dates,
+        period=counts.period,
+    )
+    # Every member with a counted classification in scope, largest first: its length is the
+    # number of active users, and its head the top contributors.
+    members = _ranked(connection, ROLLUP_TABLES[members_table], "user_id", scope, counts.dates)
+    projects = None
+    if not (counts.project_ids or counts.workflow_ids):
+        projects = _ranked(
+            connection, ROLLUP_TABLES["group_project_daily"], "project_id", group, counts.dates
+        )
+    top = None if params.top_contributors is None else members[: params.top_contributors]
+    return GroupAggregate(
+        totals=totals,
+        active_users=len(members),
+        project_contributions=projects,
+        top_contributors=top,
+    )
+
+
+def member_breakdown(
+    connection: Connection, *, group_id: int, dates: DateRange
+) -> list[MemberStats]:
+    """Each member's totals and projects, members and projects largest first."""
+    group = {"user_group_id": (group_id,)}
+    members = _ranked(connection, ROLLUP_TABLES["group_user_daily"], "user_id", group, dates)
+    table = ROLLUP_TABLES["group_user_project_daily"]
+    total = cast(func.sum(table.c.count), BigInteger)
+    statement = (
+        select(
+            table.c.user_id,
+            table.c.project_id,
+            total.label("total"),
+            cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"),
+        )
+        .where(*scope_conditions(table, group, dates))
+        .group_by(table.c.user_id, table.c.project_id)
+        .order_by(table.c.user_id, total.desc(), table.c.project_id)
+    )
+    projects: dict[int, list[Contribution]] = defaultdict(list)
+    for row in connection.execute(statement):
+        projects[row.user_id].append(
+            Contribution(id=row.project_id, count=row.total, session_ms=row.session_ms)
+        )
+    return [
+        MemberStats(
+            user_id=member.id,
+            count=member.count,
+            session_ms=member.session_ms,
+            projects=projects[member.id],
+        )
+        for member in members
+    ]
