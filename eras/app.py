@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eras import __version__
 from eras.api import counts, groups, ingest, status, users
+from eras.api import metrics as metrics_api
+from eras.api.common import reject_unexpected_parameters
 from eras.api.responses import FastJSONResponse
 from eras.auth.cache import TTLCache
 from eras.auth.groups import GroupAccess, GroupDirectory
@@ -29,6 +31,7 @@ from eras.auth.tokens import (
 )
 from eras.config import Settings
 from eras.errors import ErasError
+from eras.observability import Metrics, ObservabilityMiddleware
 from eras.store.database import Database
 from eras.store.migrate import ensure_current, migrate
 
@@ -133,13 +136,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await close()
 
+    metrics = Metrics()
     app = FastAPI(
         title="eras",
         version=__version__,
         summary="Zooniverse volunteer statistics: exact classification and comment counts.",
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unexpected_parameters)],
     )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.state.metrics = metrics
     app.state.settings = settings
     app.state.database = database
     app.state.panoptes = panoptes
@@ -159,4 +166,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(counts.router)
     app.include_router(users.router)
     app.include_router(groups.router)
+    app.include_router(metrics_api.router)
     return app

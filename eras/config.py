@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         default=120.0, ge=0, description="How long a user's roles in a group are reused."
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None, description="If set, GET /metrics needs 'Authorization: Bearer <token>'."
+    )
+
     database_pool_size: int = Field(default=10, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=60_000, gt=0)
 

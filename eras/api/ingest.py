@@ -140,4 +140,6 @@ async def post_kinesis(request: Request, settings: SettingsDep, database: Databa
     summary = await run_in_threadpool(
         database.run_write, lambda connection: ingest_events(connection, database.dialect, payload)
     )
-    return FastJSONResponse(summary.as_dict())
+    counts = summary.as_dict()
+    request.app.state.metrics.count_ingest(counts)
+    return FastJSONResponse(counts)

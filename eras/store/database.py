@@ -32,7 +32,10 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             self.engine = create_engine(
-                driver_url(url), pool_size=pool_size, max_overflow=pool_size * 2
+                driver_url(url),
+                pool_size=pool_size,
+                max_overflow=pool_size * 2,
+                hide_parameters=True,
             )
             _configure_sqlite(self.engine, busy_timeout_ms=sqlite_busy_timeout_ms)
         else:
@@ -41,6 +44,8 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size * 2,
                 pool_pre_ping=False,
+                # Errors must not carry event data or ids into logs.
+                hide_parameters=True,
             )
 
     @contextmanager
