@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import secrets
 from typing import Any
 
@@ -36,6 +37,10 @@ def _basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
     return username, password
 
 
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
+
+
 def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
     """HTTP Basic credentials, compared in constant time.
 
@@ -50,9 +55,10 @@ def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
     given_username, given_password = given if given is not None else (b"", b"")
     expected_username = settings.kinesis_username.get_secret_value().encode()
     expected_password = settings.kinesis_password.get_secret_value().encode()
-    # Both comparisons always run, so the timing says nothing about which part was wrong.
-    username_ok = secrets.compare_digest(given_username, expected_username)
-    password_ok = secrets.compare_digest(given_password, expected_password)
+    # Fixed-length digests, compared in constant time, and both comparisons always run: the
+    # time taken says nothing about which part was wrong, how much of it, or how long it is.
+    username_ok = secrets.compare_digest(_digest(given_username), _digest(expected_username))
+    password_ok = secrets.compare_digest(_digest(given_password), _digest(expected_password))
     if given is None or not (username_ok & password_ok):
         raise Forbidden("Invalid or missing ingest credentials")
 
