@@ -92,13 +92,14 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN, instead of pysqlite guessing.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Wait for another process's write to finish instead of failing with "database is
+        # locked". Set first: switching the journal mode below may itself have to wait.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         # WAL: readers never block the writer and the writer never blocks readers.
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across application crashes in WAL mode; only an OS crash or power
         # loss can drop the last commits, which the stream then re-delivers.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Wait for another process's write to finish instead of failing with "database is locked".
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
