@@ -57,6 +57,18 @@ def _user_id(value: object) -> int | None:
     return value
 
 
+def _identity(user_id: int | None, user: dict[str, Any]) -> Identity:
+    """An identity from a token's ``data`` or a Panoptes user; only ``admin: true`` is admin."""
+    if user_id is None:
+        raise Unauthenticated(NOT_VERIFIED)
+    login = user.get("login")
+    return Identity(
+        user_id=user_id,
+        admin=user.get("admin") is True,
+        login=login if isinstance(login, str) else None,
+    )
+
+
 class TokenVerifier(Protocol):
     async def identify(self, token: str) -> Identity: ...
 
@@ -89,15 +101,9 @@ class LocalTokenVerifier:
         except jwt.InvalidTokenError:
             raise Unauthenticated(NOT_VERIFIED) from None
         data: Any = payload.get("data")
-        user_id = _user_id(data.get("id")) if isinstance(data, dict) else None
-        if user_id is None:
+        if not isinstance(data, dict):
             raise Unauthenticated(NOT_VERIFIED)
-        login = data.get("login")
-        return Identity(
-            user_id=user_id,
-            admin=data.get("admin") is True,
-            login=login if isinstance(login, str) else None,
-        )
+        return _identity(_user_id(data.get("id")), data)
 
 
 class PanoptesTokenVerifier:
@@ -115,15 +121,9 @@ class PanoptesTokenVerifier:
     async def _ask(self, token: str) -> Identity:
         user = await self._client.me(token)
         raw_id = user.get("id")
-        user_id = int(raw_id) if isinstance(raw_id, str) and raw_id.isdigit() else None
-        if user_id is None:
-            raise Unauthenticated(NOT_VERIFIED)
-        login = user.get("login")
-        return Identity(
-            user_id=user_id,
-            admin=user.get("admin") is True,
-            login=login if isinstance(login, str) else None,
-        )
+        # /api/me gives the id as a string of digits.
+        user_id = _user_id(int(raw_id)) if isinstance(raw_id, str) and raw_id.isdigit() else None
+        return _identity(user_id, user)
 
 
 class Authenticator:

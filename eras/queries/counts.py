@@ -88,22 +88,58 @@ def rollup_totals(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RollupFamily:
+    """The rollups answering one question, unfiltered or narrowed by project or workflow."""
+
+    unfiltered: str
+    by_project: str
+    by_workflow: str
+
+    def scoped(
+        self, params: CountParams, fixed: Mapping[str, tuple[int, ...]] | None = None
+    ) -> tuple[Table, dict[str, tuple[int, ...]]]:
+        """The rollup table to read and its filters: ``fixed`` ones plus the listed ids."""
+        filters = dict(fixed or {})
+        if params.workflow_ids:
+            filters["workflow_id"] = params.workflow_ids
+            return ROLLUP_TABLES[self.by_workflow], filters
+        if params.project_ids:
+            filters["project_id"] = params.project_ids
+            return ROLLUP_TABLES[self.by_project], filters
+        return ROLLUP_TABLES[self.unfiltered], filters
+
+
+CLASSIFICATIONS = RollupFamily(
+    "classification_daily", "classification_project_daily", "classification_workflow_daily"
+)
+USER_CLASSIFICATIONS = RollupFamily(
+    "classification_user_daily",
+    "classification_user_project_daily",
+    "classification_user_workflow_daily",
+)
+GROUP_CLASSIFICATIONS = RollupFamily("group_daily", "group_project_daily", "group_workflow_daily")
+GROUP_MEMBER_CLASSIFICATIONS = RollupFamily(
+    "group_user_daily", "group_user_project_daily", "group_user_workflow_daily"
+)
+
+
+def family_totals(
+    connection: Connection,
+    dialect: Dialect,
+    family: RollupFamily,
+    params: CountParams,
+    fixed: Mapping[str, tuple[int, ...]] | None = None,
+) -> Totals:
+    table, filters = family.scoped(params, fixed)
+    return rollup_totals(
+        connection, dialect, table=table, filters=filters, dates=params.dates, period=params.period
+    )
+
+
 def classification_totals(connection: Connection, dialect: Dialect, params: CountParams) -> Totals:
     """All classifications, or those of the listed workflows or projects (summed)."""
-    if params.workflow_ids:
-        table, filters = "classification_workflow_daily", {"workflow_id": params.workflow_ids}
-    elif params.project_ids:
-        table, filters = "classification_project_daily", {"project_id": params.project_ids}
-    else:
-        table, filters = "classification_daily", {}
-    return rollup_totals(
-        connection,
-        dialect,
-        table=ROLLUP_TABLES[table],
-        filters=filters,
-        dates=params.dates,
-        period=params.period,
-    )
+    return family_totals(connection, dialect, CLASSIFICATIONS, params)
 
 
 def comment_totals(

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Connection, Table, cast, func, select
 
-from eras.queries.counts import Totals, rollup_totals, scope_conditions
+from eras.queries.counts import (
+    GROUP_CLASSIFICATIONS,
+    GROUP_MEMBER_CLASSIFICATIONS,
+    Totals,
+    family_totals,
+    scope_conditions,
+)
 from eras.queries.params import DateRange, GroupStatsParams
 from eras.store.dialect import Dialect
 from eras.store.schema import ROLLUP_TABLES
@@ -69,26 +75,11 @@ def group_aggregate(
 ) -> GroupAggregate:
     counts = params.counts
     group: dict[str, tuple[int, ...]] = {"user_group_id": (group_id,)}
-    if counts.workflow_ids:
-        scope = {**group, "workflow_id": counts.workflow_ids}
-        totals_table, members_table = "group_workflow_daily", "group_user_workflow_daily"
-    elif counts.project_ids:
-        scope = {**group, "project_id": counts.project_ids}
-        totals_table, members_table = "group_project_daily", "group_user_project_daily"
-    else:
-        scope = group
-        totals_table, members_table = "group_daily", "group_user_daily"
-    totals = rollup_totals(
-        connection,
-        dialect,
-        table=ROLLUP_TABLES[totals_table],
-        filters=scope,
-        dates=counts.dates,
-        period=counts.period,
-    )
+    totals = family_totals(connection, dialect, GROUP_CLASSIFICATIONS, counts, group)
     # Every member with a counted classification in scope, largest first: its length is the
     # number of active users, and its head the top contributors.
-    members = _ranked(connection, ROLLUP_TABLES[members_table], "user_id", scope, counts.dates)
+    members_table, scope = GROUP_MEMBER_CLASSIFICATIONS.scoped(counts, group)
+    members = _ranked(connection, members_table, "user_id", scope, counts.dates)
     projects = None
     if not (counts.project_ids or counts.workflow_ids):
         projects = _ranked(

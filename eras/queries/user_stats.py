@@ -7,7 +7,12 @@ from datetime import date
 
 from sqlalchemy import BigInteger, Connection, cast, func, select
 
-from eras.queries.counts import Totals, rollup_totals, scope_conditions
+from eras.queries.counts import (
+    USER_CLASSIFICATIONS,
+    Totals,
+    family_totals,
+    scope_conditions,
+)
 from eras.queries.params import ContributionOrder, DateRange, UserStatsParams, bucket_start
 from eras.store.dialect import Dialect, Period
 from eras.store.schema import ROLLUP_TABLES
@@ -30,22 +35,8 @@ class UserStats:
 def user_totals(
     connection: Connection, dialect: Dialect, *, user_id: int, params: UserStatsParams
 ) -> Totals:
-    counts = params.counts
-    if counts.workflow_ids:
-        table = "classification_user_workflow_daily"
-        filters = {"user_id": (user_id,), "workflow_id": counts.workflow_ids}
-    elif counts.project_ids:
-        table = "classification_user_project_daily"
-        filters = {"user_id": (user_id,), "project_id": counts.project_ids}
-    else:
-        table, filters = "classification_user_daily", {"user_id": (user_id,)}
-    return rollup_totals(
-        connection,
-        dialect,
-        table=ROLLUP_TABLES[table],
-        filters=filters,
-        dates=counts.dates,
-        period=counts.period,
+    return family_totals(
+        connection, dialect, USER_CLASSIFICATIONS, params.counts, {"user_id": (user_id,)}
     )
 
 
