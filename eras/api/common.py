@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from eras.errors import BadRequest
+from eras.queries.params import RawCountParams
 
 IdList = Annotated[
     str | None,
@@ -22,6 +23,20 @@ PeriodParam = Annotated[
     Query(description="day, week, month or year (case-insensitive); adds a bucketed `data` list."),
 ]
 FlagParam = Annotated[str | None, Query(description="`true` (any case) turns it on.")]
+
+
+def common_count_parameters(
+    project_id: IdList = None,
+    workflow_id: IdList = None,
+    start_date: DateParam = None,
+    end_date: DateParam = None,
+    period: PeriodParam = None,
+) -> RawCountParams:
+    """The parameters every classification route takes, declared once for OpenAPI."""
+    return RawCountParams(project_id, workflow_id, start_date, end_date, period)
+
+
+CountParamsDep = Annotated[RawCountParams, Depends(common_count_parameters)]
 
 
 def reject_unexpected_parameters(request: Request) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from eras.api.common import DateParam, IdList, PeriodParam
+from eras.api.common import CountParamsDep, DateParam, IdList, PeriodParam
 from eras.api.dependencies import DatabaseDep
 from eras.api.responses import ERROR_RESPONSES, CountResponse, FastJSONResponse, count_body
 from eras.queries.counts import classification_totals, comment_totals
@@ -22,21 +22,8 @@ router = APIRouter(tags=["counts"])
     responses=ERROR_RESPONSES,
     summary="Count classifications",
 )
-def get_classification_counts(
-    database: DatabaseDep,
-    project_id: IdList = None,
-    workflow_id: IdList = None,
-    start_date: DateParam = None,
-    end_date: DateParam = None,
-    period: PeriodParam = None,
-) -> Any:
-    params = parse_count_params(
-        project_id=project_id,
-        workflow_id=workflow_id,
-        start_date=start_date,
-        end_date=end_date,
-        period=period,
-    )
+def get_classification_counts(database: DatabaseDep, raw: CountParamsDep) -> Any:
+    params = raw.parse()
     with database.read() as connection:
         totals = classification_totals(connection, database.dialect, params)
     return FastJSONResponse(count_body(totals))

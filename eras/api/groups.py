@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import DateParam, FlagParam, IdList, PeriodParam
+from eras.api.common import CountParamsDep, FlagParam
 from eras.api.dependencies import DatabaseDep, GroupAccessDep
 from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse, seconds
 from eras.api.users import bearer_scheme
@@ -132,22 +132,14 @@ async def get_group_stats(
     group_id: GroupId,
     database: DatabaseDep,
     access: GroupAccessDep,
-    project_id: IdList = None,
-    workflow_id: IdList = None,
-    start_date: DateParam = None,
-    end_date: DateParam = None,
-    period: PeriodParam = None,
+    raw: CountParamsDep,
     top_contributors: Annotated[
         str | None, Query(description="N: add the N members with the most classifications.")
     ] = None,
     individual_stats_breakdown: FlagParam = None,
 ) -> Any:
     params = parse_group_stats_params(
-        project_id=project_id,
-        workflow_id=workflow_id,
-        start_date=start_date,
-        end_date=end_date,
-        period=period,
+        raw,
         top_contributors=top_contributors,
         individual_stats_breakdown=individual_stats_breakdown,
     )

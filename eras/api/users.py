@@ -9,7 +9,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import DateParam, FlagParam, IdList, PeriodParam
+from eras.api.common import CountParamsDep, FlagParam
 from eras.api.dependencies import AuthenticatorDep, DatabaseDep
 from eras.api.responses import AUTH_ERROR_RESPONSES, FastJSONResponse, seconds
 from eras.auth.policy import authorize_user_stats
@@ -86,11 +86,7 @@ async def get_user_stats(
     user_id: UserId,
     database: DatabaseDep,
     authenticator: AuthenticatorDep,
-    project_id: IdList = None,
-    workflow_id: IdList = None,
-    start_date: DateParam = None,
-    end_date: DateParam = None,
-    period: PeriodParam = None,
+    raw: CountParamsDep,
     time_spent: FlagParam = None,
     project_contributions: FlagParam = None,
     order_project_contributions_by: Annotated[
@@ -101,11 +97,7 @@ async def get_user_stats(
     viewer = await authenticator.require(request.headers.get("authorization"))
     authorize_user_stats(viewer, user_id)
     params = parse_user_stats_params(
-        project_id=project_id,
-        workflow_id=workflow_id,
-        start_date=start_date,
-        end_date=end_date,
-        period=period,
+        raw.parse(),
         time_spent=time_spent,
         project_contributions=project_contributions,
         order_project_contributions_by=order_project_contributions_by,

@@ -121,6 +121,26 @@ def parse_count_params(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RawCountParams:
+    """The common parameters as received, before validation."""
+
+    project_id: str | None = None
+    workflow_id: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    period: str | None = None
+
+    def parse(self) -> CountParams:
+        return parse_count_params(
+            project_id=self.project_id,
+            workflow_id=self.workflow_id,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            period=self.period,
+        )
+
+
 def format_period(bucket_start: date) -> str:
     """The original's timestamp form for a bucket: ``2023-09-18T00:00:00.000Z``."""
     return f"{bucket_start.isoformat()}T00:00:00.000Z"
@@ -156,23 +176,13 @@ def parse_flag(value: str | None) -> bool:
 
 
 def parse_user_stats_params(
+    counts: CountParams,
     *,
-    project_id: str | None,
-    workflow_id: str | None,
-    start_date: str | None,
-    end_date: str | None,
-    period: str | None,
     time_spent: str | None,
     project_contributions: str | None,
     order_project_contributions_by: str | None,
 ) -> UserStatsParams:
-    counts = parse_count_params(
-        project_id=project_id,
-        workflow_id=workflow_id,
-        start_date=start_date,
-        end_date=end_date,
-        period=period,
-    )
+    """The personal-stats parameters, checked after the common ones (``counts``)."""
     if present(project_contributions) is not None and (counts.project_ids or counts.workflow_ids):
         raise BadRequest(CONTRIBUTIONS_WITH_FILTER)
     order_text = present(order_project_contributions_by)
@@ -229,29 +239,17 @@ def parse_top_contributors(value: str | None) -> int | None:
 
 
 def parse_group_stats_params(
+    raw: RawCountParams,
     *,
-    project_id: str | None,
-    workflow_id: str | None,
-    start_date: str | None,
-    end_date: str | None,
-    period: str | None,
     top_contributors: str | None,
     individual_stats_breakdown: str | None,
 ) -> GroupStatsParams:
     breakdown = parse_flag(individual_stats_breakdown)
-    if breakdown and any(
-        present(value) is not None for value in (project_id, workflow_id, period, top_contributors)
-    ):
+    others = (raw.project_id, raw.workflow_id, raw.period, top_contributors)
+    if breakdown and any(present(value) is not None for value in others):
         raise BadRequest(BREAKDOWN_WITH_OTHERS)
-    counts = parse_count_params(
-        project_id=project_id,
-        workflow_id=workflow_id,
-        start_date=start_date,
-        end_date=end_date,
-        period=period,
-    )
     return GroupStatsParams(
-        counts=counts,
+        counts=raw.parse(),
         top_contributors=parse_top_contributors(top_contributors),
         individual_stats_breakdown=breakdown,
     )
