@@ -1,4 +1,5 @@
-"""The ``eras`` command: ``serve`` (the default), ``migrate`` and ``rejected``."""
+"""The ``eras`` command: ``serve`` (the default), ``migrate``, ``rejected``, ``ingest``,
+``rebuild-rollups`` and ``verify``."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import orjson
 
+from eras.bulk import commands as bulk_commands
+from eras.bulk.inputs import Format
+from eras.bulk.loader import DEFAULT_CHUNK_SIZE, LoadOptions, default_rejects_path
 from eras.config import Settings
 from eras.ingest.service import IngestSummary, replay_rejections
 from eras.store.database import Database
@@ -85,6 +90,106 @@ def _replay_rejected(_arguments: argparse.Namespace) -> int:
     return 1 if still_rejected else 0
 
 
+def _ingest(arguments: argparse.Namespace) -> int:
+    options = LoadOptions(
+        input_format=Format(arguments.format) if arguments.format else None,
+        project_id=arguments.project_id,
+        chunk_size=arguments.chunk_size,
+        rejects_path=arguments.rejects or default_rejects_path(),
+    )
+    database = _database()
+    try:
+        return bulk_commands.ingest(
+            database, arguments.paths, options, show_progress=not arguments.no_progress
+        )
+    finally:
+        database.dispose()
+
+
+def _rebuild_rollups(arguments: argparse.Namespace) -> int:
+    database = _database()
+    try:
+        return bulk_commands.rebuild(database, show_progress=not arguments.no_progress)
+    finally:
+        database.dispose()
+
+
+def _verify(arguments: argparse.Namespace) -> int:
+    database = _database()
+    try:
+        return bulk_commands.verify(
+            database, limit=arguments.limit, show_progress=not arguments.no_progress
+        )
+    finally:
+        database.dispose()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _add_bulk_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = commands.add_parser(
+        "ingest",
+        help="load files of events, Panoptes exports or the original service's tables",
+        description="Load files with the same rules as POST /kinesis; loading twice changes "
+        "nothing. .gz and .zip files are read directly. Exit status: 0 all rows loaded, "
+        "1 some rows rejected (see the rejects file), 2 fatal error.",
+    )
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument(
+        "--format",
+        choices=[value.value for value in Format],
+        help="the format of every PATH (default: recognised from each file's first line)",
+    )
+    ingest.add_argument(
+        "--project-id",
+        type=_positive_int,
+        metavar="N",
+        help="the project of panoptes-csv exports, which have no project column",
+    )
+    ingest.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="FILE",
+        help="where to write rejected rows (default: eras-ingest-rejects-<time>.ndjson)",
+    )
+    ingest.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="ROWS",
+        help=f"rows stored per transaction (default {DEFAULT_CHUNK_SIZE:,})",
+    )
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ingest.set_defaults(handler=_ingest)
+
+    rebuild = commands.add_parser(
+        "rebuild-rollups",
+        help="recompute every rollup table from the raw tables",
+        description="Recompute every rollup in one transaction. Queries keep answering the "
+        "old totals until it commits; ingest waits for it.",
+    )
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rebuild.set_defaults(handler=_rebuild_rollups)
+
+    verify = commands.add_parser(
+        "verify",
+        help="compare every rollup table with the raw tables",
+        description="Print every rollup row that differs from the raw tables, up to --limit, "
+        "and how many there are. Exit status 1 if any differs.",
+    )
+    verify.add_argument("--limit", type=_positive_int, default=100, help="default 100")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.set_defaults(handler=_verify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eras",
@@ -113,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="ingest the rejected events that parse now; keep the rest"
     )
     replay.set_defaults(handler=_replay_rejected)
+
+    _add_bulk_commands(commands)
     return parser
 
 

@@ -1,0 +1,432 @@
+"""eras ingest: Panoptes exports, ndjson, the original's tables; idempotency, compression,
+rejected rows, and the migration from the original service."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+import zipfile
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from eras.store.database import Database
+from eras.store.schema import classification_events, comment_events
+from tests import stored
+from tests.bulk_helpers import another_database, dump_original_tables, ingest, run_eras
+from tests.conftest import client_for, make_settings
+from tests.factories import FIXTURES, classification, comment, fixture_event, post_events
+from tests.model import expected_classification_rollups
+
+EXAMPLE = FIXTURES / "panoptes-export-example.csv"
+CAT_PROJECT = FIXTURES / "panoptes-export-cat-project.csv"
+EXPORTS = {EXAMPLE: 1001, CAT_PROJECT: 1002}  # export -> the project it is loaded for
+CLASSIFICATION_ROLLUPS = [name for name in stored.ROLLUP_TABLES if not name.startswith("comm")]
+
+
+def write_ndjson(path: Path, lines: list[Any]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return path
+
+
+def raw_counts(database: Database) -> tuple[int, int]:
+    with database.read() as connection:
+        classifications = connection.execute(
+            select(func.count()).select_from(classification_events)
+        )
+        comments = connection.execute(select(func.count()).select_from(comment_events))
+        return classifications.scalar_one(), comments.scalar_one()
+
+
+async def classifications(client: httpx.AsyncClient, **params: str) -> dict[str, Any]:
+    response = await client.get("/classifications", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+# --- an independent reading of a Panoptes export -------------------------------------------
+
+
+def _export_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def export_totals(path: Path) -> dict[str, Any]:
+    """Counts per user, workflow and day, and session milliseconds per user, from the CSV."""
+    csv.field_size_limit(2**31 - 1)
+    per_user: Counter[int] = Counter()
+    user_ms: Counter[int] = Counter()
+    per_workflow: Counter[int] = Counter()
+    per_day: Counter[str] = Counter()
+    with path.open(newline="") as export:
+        for row in csv.DictReader(export):
+            metadata = json.loads(row["metadata"])
+            seconds = (
+                _export_time(metadata["finished_at"]) - _export_time(metadata["started_at"])
+            ).total_seconds()
+            milliseconds = round(min(max(seconds, 0.0), 10_800.0) * 1000)
+            per_workflow[int(row["workflow_id"])] += 1
+            per_day[row["created_at"][:10]] += 1
+            if row["user_id"]:
+                per_user[int(row["user_id"])] += 1
+                user_ms[int(row["user_id"])] += milliseconds
+    return {"user": per_user, "user_ms": user_ms, "workflow": per_workflow, "day": per_day}
+
+
+class TestPanoptesExports:
+    async def test_totals_per_user_workflow_and_day_match_the_exports(
+        self, database_url, database, client
+    ):
+        for export, project_id in EXPORTS.items():
+            result = ingest(database_url, "--project-id", str(project_id), export)
+            assert result.returncode == 0, result.stderr
+
+        expected = [export_totals(export) for export in EXPORTS]
+        per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for (user, _day), (count, milliseconds) in stored.rollup(
+            database, "classification_user_daily"
+        ).items():
+            per_user[user][0] += count
+            per_user[user][1] += milliseconds
+        users = Counter[int]()
+        users_ms = Counter[int]()
+        for totals in expected:
+            users.update(totals["user"])
+            users_ms.update(totals["user_ms"])
+        assert {user: tuple(values) for user, values in per_user.items()} == {
+            user: (users[user], users_ms[user]) for user in users
+        }
+
+        workflows = sum((totals["workflow"] for totals in expected), Counter[int]())
+        for workflow, count in workflows.items():
+            body = await classifications(client, workflow_id=str(workflow))
+            assert body == {"total_count": count}, workflow
+
+        days = sum((totals["day"] for totals in expected), Counter[str]())
+        body = await classifications(client, period="day")
+        assert body["total_count"] == sum(days.values()) == 316
+        assert {bucket["period"][:10]: bucket["count"] for bucket in body["data"]} == days
+
+        for export, project_id in EXPORTS.items():
+            body = await classifications(client, project_id=str(project_id))
+            assert body == {"total_count": sum(export_totals(export)["day"].values())}
+
+    async def test_loading_twice_changes_nothing(self, database_url, database):
+        first = ingest(database_url, "--project-id", "1001", EXAMPLE)
+        assert first.returncode == 0, first.stderr
+        assert "inserted 163, duplicates 0" in first.stdout
+        rollups, raw = stored.all_rollups(database), stored.classifications(database)
+
+        second = ingest(database_url, "--project-id", "1001", EXAMPLE)
+        assert second.returncode == 0, second.stderr
+        assert "inserted 0, duplicates 163, updated 0" in second.stdout
+        assert stored.all_rollups(database) == rollups
+        assert stored.classifications(database) == raw
+
+    def test_progress_shows_rows_and_their_rate(self, database_url):
+        result = run_eras(database_url, "ingest", "--project-id", "1001", str(EXAMPLE))
+        assert result.returncode == 0, result.stderr
+        # Standard error is not a terminal here, so the bar is printed once, in its final state.
+        assert EXAMPLE.name in result.stderr and "100%" in result.stderr
+        assert "163 rows" in result.stderr and "rows/s" in result.stderr
+
+    def test_project_id_is_required_before_reading_anything(self, database_url, database, tmp_path):
+        # With --format given, the files are not even opened.
+        missing = ingest(database_url, "--format", "panoptes-csv", tmp_path / "absent.csv")
+        assert missing.returncode == 2
+        assert "--project-id" in missing.stderr and "absent.csv" not in missing.stderr
+
+        # Recognised from its header: refused before a row of any file is loaded.
+        events = write_ndjson(tmp_path / "events.ndjson", [classification(1)])
+        detected = ingest(database_url, events, EXAMPLE)
+        assert detected.returncode == 2
+        assert "--project-id" in detected.stderr and EXAMPLE.name in detected.stderr
+        assert raw_counts(database) == (0, 0)
+
+
+class TestNdjson:
+    def events(self) -> list[dict[str, Any]]:
+        """Groups, anonymous volunteers, repeats, an update and an event of another type."""
+        return [
+            fixture_event("kinesis-classification-event.json"),
+            fixture_event("kinesis-comment-event.json"),
+            classification(1, user=7, groups=[3, 3, 4]),
+            classification(2, user=None, groups=[3]),
+            classification(3, created_at="2023-09-19T23:59:59.999Z", project=2, workflow=20),
+            classification(1, user=7, groups=[3, 3, 4]),  # a repeat
+            classification(
+                3,
+                created_at="2023-09-19T23:59:59.999Z",
+                updated_at="2023-09-20T00:00:00.000Z",
+                project=5,
+                workflow=50,
+                user=8,
+                groups=[9],
+            ),
+            comment(11, project_id=None),
+            {"source": "panoptes", "type": "subject", "data": {}},
+        ]
+
+    async def test_both_shapes_load_like_post_kinesis(self, database_url, database, tmp_path):
+        events = self.events()
+        one_per_line = write_ndjson(tmp_path / "events.ndjson", events[:5])
+        bodies = write_ndjson(
+            tmp_path / "bodies.ndjson", [{"payload": events[5:7]}, {"payload": events[7:]}]
+        )
+        result = ingest(database_url, one_per_line, bodies)
+        assert result.returncode == 0, result.stderr
+        assert "total: inserted 6, duplicates 1, updated 1, ignored 1, rejected 0" in result.stdout
+
+        expected = expected_classification_rollups(events)
+        for name in CLASSIFICATION_ROLLUPS:
+            assert stored.rollup(database, name) == expected.get(name, {}), name
+        # Withdrawn when classification 3 moved to project 5: no empty row is left behind.
+        assert not [
+            key for key in stored.rollup(database, "classification_project_daily") if key[0] == 2
+        ]
+        comments = stored.rollup(database, "comment_daily")
+        assert sum(count for (count,) in comments.values()) == 2
+        assert run_eras(database_url, "verify", "--no-progress").returncode == 0
+
+    async def test_post_kinesis_counts_bulk_loaded_events_as_repeats(
+        self, database_url, database, client, tmp_path
+    ):
+        events = self.events()
+        result = ingest(database_url, write_ndjson(tmp_path / "events.ndjson", events))
+        assert result.returncode == 0, result.stderr
+        rollups = stored.all_rollups(database)
+
+        summary = await post_events(client, events)
+        assert summary["inserted"] == 0 and summary["updated"] == 0
+        assert stored.all_rollups(database) == rollups
+
+    async def test_a_later_load_updates_what_an_earlier_one_stored(
+        self, database_url, database, tmp_path
+    ):
+        before = [classification(n, user=n % 3 or None, groups=[1]) for n in range(1, 6)]
+        after = [
+            classification(n, updated_at="2023-10-01T00:00:00.000Z", project=2, user=9, groups=[2])
+            for n in (2, 4)
+        ]
+        assert ingest(database_url, write_ndjson(tmp_path / "1.ndjson", before)).returncode == 0
+        result = ingest(database_url, write_ndjson(tmp_path / "2.ndjson", after))
+        assert "inserted 0, duplicates 0, updated 2" in result.stdout
+
+        expected = expected_classification_rollups(before + after)
+        for name in CLASSIFICATION_ROLLUPS:
+            assert stored.rollup(database, name) == expected.get(name, {}), name
+        assert run_eras(database_url, "verify", "--no-progress").returncode == 0
+
+
+class TestCompressedInputs:
+    async def test_gzip_loads_like_the_plain_file(self, database_url, client, tmp_path):
+        packed = tmp_path / "export.csv.gz"
+        with EXAMPLE.open("rb") as plain, gzip.open(packed, "wb") as out:
+            shutil.copyfileobj(plain, out)
+        result = ingest(database_url, "--project-id", "1001", packed)
+        assert result.returncode == 0, result.stderr
+        assert "(panoptes-csv): inserted 163" in result.stdout
+        assert await classifications(client, project_id="1001") == {"total_count": 163}
+
+    async def test_zip_loads_every_member(self, database_url, client, tmp_path):
+        archive = tmp_path / "history.zip"
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+            out.write(EXAMPLE, "exports/example.csv")
+            out.writestr("stream.ndjson", orjson.dumps(classification(1, project=7)) + b"\n")
+        result = ingest(database_url, "--project-id", "1001", archive)
+        assert result.returncode == 0, result.stderr
+        assert f"{archive}:exports/example.csv (panoptes-csv): inserted 163" in result.stdout
+        assert f"{archive}:stream.ndjson (ndjson): inserted 1" in result.stdout
+        assert await classifications(client) == {"total_count": 164}
+
+
+class TestRejectedRows:
+    async def test_bad_rows_are_set_aside_and_the_rest_loaded(self, database_url, client, tmp_path):
+        lines = EXAMPLE.read_text().splitlines(keepends=True)
+        header, rows = lines[0], lines[1:]
+        bad_id = rows[4].replace(rows[4].split(",", 1)[0], "abc", 1)
+        # A quoted field spanning two lines: line numbers count lines, not records.
+        multi_line = rows[5].replace("Phenology and Demography", "Phenology\nand Demography", 1)
+        bad_time = rows[6].replace(" UTC,", " UTC?,", 1).replace("2016-", "20XX-", 1)
+        export = tmp_path / "export.csv"
+        export.write_text(
+            header + "".join(rows[:4]) + bad_id + multi_line + bad_time + "".join(rows[7:])
+        )
+        rejects = tmp_path / "rejects.ndjson"
+
+        result = ingest(database_url, "--project-id", "1001", "--rejects", rejects, export)
+        assert result.returncode == 1, result.stderr
+        assert "inserted 161" in result.stdout and "rejected 2" in result.stdout
+        assert f"rejected rows written to {rejects}" in result.stdout
+        first, second = (json.loads(line) for line in rejects.read_text().splitlines())
+        assert (first["line"], first["reason"]) == (
+            6,
+            "classification_id is not a numeric id: 'abc'",
+        )
+        assert first["file"] == str(export) and first["row"]["classification_id"] == "abc"
+        assert second["line"] == 9 and second["reason"].startswith("created_at is not an ISO 8601")
+        assert await classifications(client, project_id="1001") == {"total_count": 161}
+
+    def test_ndjson_rejects_name_the_line_and_the_event(self, database_url, database, tmp_path):
+        bad = classification(2)
+        bad["data"]["id"] = "two"
+        path = tmp_path / "events.ndjson"
+        path.write_bytes(
+            orjson.dumps(classification(1)) + b"\n{not json\n\n"
+            + orjson.dumps({"payload": [classification(3), bad]}) + b"\n"
+        )  # fmt: skip
+        result = ingest(database_url, "--rejects", tmp_path / "rejects.ndjson", path)
+        assert result.returncode == 1
+        assert "inserted 2" in result.stdout and "rejected 2" in result.stdout
+        rejected = [
+            json.loads(line) for line in (tmp_path / "rejects.ndjson").read_text().splitlines()
+        ]
+        assert rejected[0]["line"] == 2 and rejected[0]["reason"].startswith("not valid JSON")
+        assert rejected[0]["row"] == "{not json"
+        assert (rejected[1]["line"], rejected[1]["event"]) == (4, 2)
+        assert rejected[1]["reason"] == "data.id is not a numeric id: 'two'"
+        assert raw_counts(database) == (2, 0)
+
+    def test_a_file_of_no_known_format_is_fatal(self, database_url, tmp_path):
+        path = tmp_path / "notes.txt"
+        path.write_text("dear diary\n")
+        result = ingest(database_url, path)
+        assert result.returncode == 2
+        assert "notes.txt: not ndjson, a Panoptes export or a table" in result.stderr
+        missing = ingest(database_url, tmp_path / "nowhere.ndjson")
+        assert missing.returncode == 2 and "cannot read" in missing.stderr
+        mismatch = ingest(database_url, "--format", "ndjson", EXAMPLE)
+        assert mismatch.returncode == 2
+        assert f"{EXAMPLE} holds panoptes-csv, not ndjson" in mismatch.stderr
+
+
+QUERIES = (
+    {},
+    {"period": "day"},
+    {"project_id": "1", "period": "week"},
+    {"project_id": "1,2", "start_date": "2023-09-19"},
+    {"workflow_id": "10", "period": "month"},
+    {"workflow_id": "10,20", "period": "year", "end_date": "2023-09-18"},
+)
+COMMENT_QUERIES = ({}, {"project_id": "1"}, {"user_id": "100", "period": "day"})
+
+
+class TestMigrationFromTheOriginal:
+    def events(self) -> list[dict[str, Any]]:
+        events = [fixture_event("kinesis-classification-event.json")]
+        for n in range(1, 40):
+            events.append(
+                classification(
+                    n,
+                    created_at=f"2023-09-{18 + n % 5}T{n % 24:02d}:00:00.{n:03d}Z",
+                    project=1 + n % 2,
+                    workflow=10 * (1 + n % 3),
+                    user=None if n % 7 == 0 else 100 + n % 4,
+                    groups=[[], [1], [1, 2], None][n % 4],
+                    finished_at=f"2023-09-18T12:{n % 60:02d}:00.{n * 7 % 1000:03d}Z",
+                )
+            )
+        # Classification 5 re-published later, moved to another project, user and group.
+        events.append(
+            classification(
+                5,
+                created_at="2023-09-18T05:00:00.005Z",
+                updated_at="2023-09-30T00:00:00.000Z",
+                project=2,
+                workflow=20,
+                user=103,
+                groups=[2],
+            )
+        )
+        events += [
+            comment(n, project_id=[None, 1, 2][n % 3], user_id=100 + n % 2) for n in range(1, 12)
+        ]
+        return events
+
+    async def test_a_dump_loads_into_an_empty_database_with_the_same_answers(
+        self, database_url, database, client, tmp_path
+    ):
+        await post_events(client, self.events())
+        dump = dump_original_tables(database, tmp_path)
+
+        with another_database(database_url, tmp_path) as target_url:
+            result = ingest(target_url, "--format", "eras-csv", *dump)
+            assert result.returncode == 0, result.stderr
+            assert "(eras-csv classification_events): inserted 40" in result.stdout
+            assert "(eras-csv comment_events): inserted 11" in result.stdout
+            verified = run_eras(target_url, "verify", "--no-progress")
+            assert verified.returncode == 0, verified.stdout
+            assert "all 16 rollups match" in verified.stdout
+
+            target = Database(target_url)
+            try:
+                assert stored.all_rollups(target) == stored.all_rollups(database)
+            finally:
+                target.dispose()
+            async with client_for(make_settings(target_url)) as migrated:
+                for params in QUERIES:
+                    assert await classifications(migrated, **params) == await classifications(
+                        client, **params
+                    ), params
+                for params in COMMENT_QUERIES:
+                    original = await client.get("/comments", params=params)
+                    assert (
+                        await migrated.get("/comments", params=params)
+                    ).json() == original.json()
+
+            again = ingest(target_url, *dump)
+            assert again.returncode == 0 and "total: inserted 0" in again.stdout
+
+    async def test_group_rows_are_the_membership(self, database_url, database, client, tmp_path):
+        # The original kept group rows that user_group_ids does not list; they still count.
+        await post_events(client, [classification(1, user=100, groups=[1])])
+        events_csv, comments_csv, groups_csv = dump_original_tables(database, tmp_path)
+        with groups_csv.open() as dumped:
+            header, row = dumped.read().splitlines()
+        extra = row.replace(",1,", ",99,", 1)
+        groups_csv.write_text(f"{header}\n{row}\n{extra}\n{row}\n")
+
+        with another_database(database_url, tmp_path) as target_url:
+            result = ingest(target_url, groups_csv, events_csv, comments_csv)
+            assert result.returncode == 0, result.stderr
+            assert (
+                "(eras-csv classification_user_groups): inserted 2, duplicates 1" in result.stdout
+            )
+            target = Database(target_url)
+            try:
+                groups = {key[0] for key in stored.rollup(target, "group_daily")}
+                assert groups == {1, 99}
+                assert stored.group_rows(target) == {(1, 1), (1, 99)}
+            finally:
+                target.dispose()
+            assert run_eras(target_url, "verify", "--no-progress").returncode == 0
+
+
+@pytest.mark.parametrize("session_time", ["", "42.0005"])
+def test_a_dumped_session_time_is_kept_as_it_is(database_url, database, tmp_path, session_time):
+    dump = tmp_path / "classification_events.csv"
+    dump.write_text(
+        "classification_id,event_time,classification_updated_at,started_at,finished_at,"
+        "project_id,workflow_id,user_id,user_group_ids,session_time,created_at,updated_at\n"
+        "1,2023-05-17 18:49:09.123,2023-05-17 18:49:09.123,2023-05-17 18:49:00,"
+        f'2023-05-17 18:49:09.123,1,2,3,"{{4,5}}",{session_time},2023-05-17 18:49:10,'
+        "2023-05-17 18:49:10\n"
+    )
+    result = ingest(database_url, dump)
+    assert result.returncode == 0, result.stderr
+    [row] = stored.classifications(database).values()
+    assert row.session_time == (float(session_time) if session_time else 9.123)
+    assert row.user_group_ids == [4, 5]
+    [(count, milliseconds)] = stored.rollup(database, "classification_user_daily").values()
+    assert (count, milliseconds) == (1, round(row.session_time * 1000))
+    # Group membership comes from the classification_user_groups table only.
+    assert stored.rollup(database, "group_daily") == {}
