@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -24,13 +28,21 @@ from eras.store.migrate import current_revision, head_revision, migrate
 def _serve(arguments: argparse.Namespace) -> int:
     import uvicorn
 
+    from eras.observability import logging_config
+
+    if arguments.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Workers are separate processes: they share their metrics through files here, so
+        # that /metrics on any worker reports all of them.
+        directory = tempfile.mkdtemp(prefix="eras-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     uvicorn.run(
         "eras.app:create_app",
         factory=True,
         host=arguments.host,
         port=arguments.port,
         workers=arguments.workers,
-        log_level=arguments.log_level,
+        log_config=logging_config(arguments.log_level),
         access_log=False,
     )
     return 0

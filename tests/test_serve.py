@@ -135,3 +135,21 @@ async def test_concurrent_ingest_and_reads_across_two_workers_are_exact(server: 
         by_day = (await http.get("/classifications", params={"period": "day"})).json()["data"]
         assert sum(bucket["count"] for bucket in by_day) == 800
         assert len(by_day) == 28
+
+
+def test_metrics_count_the_requests_of_every_worker(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as http:
+        before = _request_count(http.get("/metrics").text)
+        for _ in range(20):
+            # New connections, so the requests spread over both workers.
+            assert httpx.get(f"{server}/comments", timeout=10).status_code == 200
+        after = _request_count(http.get("/metrics").text)
+    assert after - before == 20
+
+
+def _request_count(metrics: str) -> float:
+    prefix = 'eras_http_request_duration_seconds_count{method="GET",route="/comments",status="200"}'
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
