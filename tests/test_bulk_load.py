@@ -9,7 +9,7 @@ import json
 import shutil
 import zipfile
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +430,72 @@ def test_a_dumped_session_time_is_kept_as_it_is(database_url, database, tmp_path
     assert (count, milliseconds) == (1, round(row.session_time * 1000))
     # Group membership comes from the classification_user_groups table only.
     assert stored.rollup(database, "group_daily") == {}
+
+
+GROUPS_HEADER = (
+    "classification_id,event_time,user_group_id,session_time,project_id,user_id,workflow_id,"
+    "created_at,updated_at\n"
+)
+EVENTS_HEADER = (
+    "classification_id,event_time,classification_updated_at,started_at,finished_at,"
+    "project_id,workflow_id,user_id,user_group_ids,session_time,created_at,updated_at\n"
+)
+
+
+class TestStreamAfterMigration:
+    """The stream keeps rollups equal to a rebuild even over rows migrated from the original."""
+
+    async def test_republished_classification_replaces_migrated_group_rows(
+        self, database_url, database, client, tmp_path
+    ):
+        # The original's group row disagrees with its classification: other project, workflow
+        # and session time. Its group rollups follow the group row.
+        groups_csv = tmp_path / "classification_user_groups.csv"
+        groups_csv.write_text(
+            GROUPS_HEADER + "1,2023-05-17 18:49:09.123,7,5.0,999,3,888,"
+            "2023-05-17 18:49:10,2023-05-17 18:49:10\n"
+        )
+        events_csv = tmp_path / "classification_events.csv"
+        events_csv.write_text(
+            EVENTS_HEADER + "1,2023-05-17 18:49:09.123,2023-05-17 18:49:09.123,,,1,2,3,,9.0,"
+            "2023-05-17 18:49:10,2023-05-17 18:49:10\n"
+        )
+        assert ingest(database_url, groups_csv, events_csv).returncode == 0
+        day = date(2023, 5, 17)
+        assert stored.rollup(database, "group_project_daily") == {(7, 999, day): (1, 5000)}
+
+        republished = classification(
+            1,
+            created_at="2023-05-17T18:49:09.123Z",
+            updated_at="2023-05-18T00:00:00.000Z",
+            user=3,
+            project=1,
+            workflow=2,
+            groups=[7, 8],
+        )
+        assert (await post_events(client, [republished]))["updated"] == 1
+        assert stored.rollup(database, "group_project_daily") == {
+            (7, 1, day): (1, 10_000),
+            (8, 1, day): (1, 10_000),
+        }
+        verify = run_eras(database_url, "verify", "--no-progress")
+        assert verify.returncode == 0, verify.stdout
+
+    async def test_group_rows_loaded_before_their_classification_count_once(
+        self, database_url, database, client, tmp_path
+    ):
+        groups_csv = tmp_path / "classification_user_groups.csv"
+        groups_csv.write_text(
+            GROUPS_HEADER + "1,2023-09-18 12:00:00,7,10.0,1,100,10,"
+            "2023-09-18 12:00:01,2023-09-18 12:00:01\n"
+        )
+        assert ingest(database_url, groups_csv).returncode == 0
+        # The stream then delivers the classification itself, with one more group.
+        await post_events(client, [classification(1, groups=[7, 8])])
+        day = date(2023, 9, 18)
+        assert stored.rollup(database, "group_daily") == {
+            (7, day): (1, 10_000),
+            (8, day): (1, 10_000),
+        }
+        verify = run_eras(database_url, "verify", "--no-progress")
+        assert verify.returncode == 0, verify.stdout

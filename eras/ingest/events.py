@@ -264,39 +264,88 @@ def session_milliseconds(session_time: float) -> int:
     return round(session_time * 1000)
 
 
-def _classification_keys(record: Classification) -> Iterator[tuple[str, RollupKey]]:
-    day: date = record.event_time.date()
-    values: dict[str, int | None] = {
-        "project_id": record.project_id,
-        "workflow_id": record.workflow_id,
-        "user_id": record.user_id,
-    }
-    groups: tuple[int | None, ...] = record.group_ids or ()
-    for name, dimensions in CLASSIFICATION_ROLLUPS.items():
-        for group_id in groups if "user_group_id" in dimensions else (None,):
-            values["user_group_id"] = group_id
-            key = tuple(values[dimension] for dimension in dimensions)
-            if None not in key:
-                yield name, (*key, day)
+@dataclass(frozen=True, slots=True)
+class GroupMembership:
+    """One group a classification counts toward, with the values it counts there with.
+
+    For stream events these are the classification's own values; rows migrated from the
+    original service carry theirs, which the group rollups must follow.
+    """
+
+    classification_id: int
+    event_time: datetime
+    user_group_id: int
+    session_time: float
+    project_id: int
+    user_id: int
+    workflow_id: int
 
 
-def _comment_keys(record: Comment) -> Iterator[tuple[str, RollupKey]]:
-    day = record.event_time.date()
-    values = {"project_id": record.project_id, "user_id": record.user_id}
-    for name, dimensions in COMMENT_ROLLUPS.items():
+def group_memberships(record: Classification) -> list[GroupMembership]:
+    """The groups a stream classification counts toward (none for an anonymous volunteer)."""
+    user_id = record.user_id
+    if user_id is None:
+        return []
+    return [
+        GroupMembership(
+            classification_id=record.classification_id,
+            event_time=record.event_time,
+            user_group_id=group_id,
+            session_time=record.session_time,
+            project_id=record.project_id,
+            user_id=user_id,
+            workflow_id=record.workflow_id,
+        )
+        for group_id in record.group_ids
+    ]
+
+
+def _rollup_keys(
+    rollups: Mapping[str, tuple[str, ...]], values: Mapping[str, int | None], day: date
+) -> Iterator[tuple[str, RollupKey]]:
+    """The row of each rollup that ``values`` count toward; none where a dimension is null."""
+    for name, dimensions in rollups.items():
         key = tuple(values[dimension] for dimension in dimensions)
         if None not in key:
             yield name, (*key, day)
 
 
-def add_contribution(deltas: Deltas, record: Classification | Comment, sign: int = 1) -> None:
-    """Add (``sign=1``) or withdraw (``sign=-1``) everything ``record`` counts for."""
-    if isinstance(record, Classification):
-        session_ms = session_milliseconds(record.session_time) * sign
-        keys = _classification_keys(record)
+_PER_CLASSIFICATION_ROLLUPS: Final = {
+    name: dimensions
+    for name, dimensions in CLASSIFICATION_ROLLUPS.items()
+    if "user_group_id" not in dimensions
+}
+_PER_GROUP_ROLLUPS: Final = {
+    name: dimensions
+    for name, dimensions in CLASSIFICATION_ROLLUPS.items()
+    if "user_group_id" in dimensions
+}
+
+
+def add_contribution(
+    deltas: Deltas, record: Classification | GroupMembership | Comment, sign: int = 1
+) -> None:
+    """Add (``sign=1``) or withdraw (``sign=-1``) what ``record`` counts for.
+
+    A :class:`Classification` counts for the global, project, workflow and user rollups; each
+    of its :class:`GroupMembership` rows for the group rollups.
+    """
+    session_ms = 0
+    if isinstance(record, Comment):
+        values: dict[str, int | None] = {"project_id": record.project_id, "user_id": record.user_id}
+        keys = _rollup_keys(COMMENT_ROLLUPS, values, record.event_time.date())
     else:
-        session_ms = 0
-        keys = _comment_keys(record)
+        session_ms = session_milliseconds(record.session_time) * sign
+        values = {
+            "project_id": record.project_id,
+            "workflow_id": record.workflow_id,
+            "user_id": record.user_id,
+        }
+        rollups = _PER_CLASSIFICATION_ROLLUPS
+        if isinstance(record, GroupMembership):
+            values["user_group_id"] = record.user_group_id
+            rollups = _PER_GROUP_ROLLUPS
+        keys = _rollup_keys(rollups, values, record.event_time.date())
     for rollup_key in keys:
         delta = deltas.get(rollup_key)
         if delta is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,7 +18,9 @@ from eras.ingest.events import (
     ClassificationKey,
     Comment,
     Deltas,
+    GroupMembership,
     add_contribution,
+    group_memberships,
     is_newer,
 )
 from eras.store.dialect import Dialect
@@ -71,21 +73,9 @@ def _classification_row(record: Classification, now: datetime) -> dict[str, Any]
     }
 
 
-def _group_rows(records: Iterable[Classification], now: datetime) -> list[dict[str, Any]]:
+def _group_rows(memberships: Iterable[GroupMembership], now: datetime) -> list[dict[str, Any]]:
     return [
-        {
-            "classification_id": record.classification_id,
-            "event_time": record.event_time,
-            "user_group_id": group_id,
-            "session_time": record.session_time,
-            "project_id": record.project_id,
-            "user_id": record.user_id,
-            "workflow_id": record.workflow_id,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for record in records
-        for group_id in record.group_ids
+        {**asdict(membership), "created_at": now, "updated_at": now} for membership in memberships
     ]
 
 
@@ -99,13 +89,20 @@ def _insert_new(
     return {tuple(row) for row in connection.execute(statement, rows)}
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    classification: Classification
+    memberships: list[GroupMembership]
+
+
 def _load_stored(
     connection: Connection, keys: Sequence[ClassificationKey]
-) -> dict[ClassificationKey, Classification]:
-    """The stored versions of ``keys``, locked against concurrent updates until commit."""
+) -> dict[ClassificationKey, _Stored]:
+    """The stored versions of ``keys`` and their group rows, locked until commit."""
     table, groups = classification_events, classification_user_groups
     stored: dict[ClassificationKey, Classification] = {}
-    group_ids: dict[ClassificationKey, list[int]] = defaultdict(list)
+    memberships: dict[ClassificationKey, list[GroupMembership]] = defaultdict(list)
+    membership_columns = [groups.c[field.name] for field in fields(GroupMembership)]
     for chunk in _chunks(keys):
         wanted = tuple_(table.c.classification_id, table.c.event_time).in_(chunk)
         rows = connection.execute(
@@ -117,16 +114,14 @@ def _load_stored(
         for row in rows:
             stored[(row.classification_id, row.event_time)] = _row_to_classification(row)
         group_rows = connection.execute(
-            select(groups.c.classification_id, groups.c.event_time, groups.c.user_group_id).where(
+            select(*membership_columns).where(
                 tuple_(groups.c.classification_id, groups.c.event_time).in_(chunk)
             )
         )
-        for classification_id, event_time, user_group_id in group_rows:
-            group_ids[(classification_id, event_time)].append(user_group_id)
-    return {
-        key: _with_groups(record, tuple(sorted(group_ids.get(key, ()))))
-        for key, record in stored.items()
-    }
+        for group_row in group_rows:
+            membership = GroupMembership(*group_row)
+            memberships[(membership.classification_id, membership.event_time)].append(membership)
+    return {key: _Stored(record, memberships.get(key, [])) for key, record in stored.items()}
 
 
 def _row_to_classification(row: Any) -> Classification:
@@ -145,13 +140,10 @@ def _row_to_classification(row: Any) -> Classification:
     )
 
 
-def _with_groups(record: Classification, group_ids: tuple[int, ...]) -> Classification:
-    return replace(record, group_ids=group_ids)
-
-
 def _replace_stored(
-    connection: Connection, records: Sequence[Classification], now: datetime
+    connection: Connection, records: Sequence[Classification], deltas: Deltas, now: datetime
 ) -> None:
+    """Overwrite stored classifications and replace their group rows, crediting the new ones."""
     table, groups = classification_events, classification_user_groups
     key_matches = and_(
         table.c.classification_id == bindparam("key_id"),
@@ -183,9 +175,40 @@ def _replace_stored(
         connection.execute(
             delete(groups).where(tuple_(groups.c.classification_id, groups.c.event_time).in_(chunk))
         )
-    group_rows = _group_rows(records, now)
-    if group_rows:
-        connection.execute(groups.insert(), group_rows)
+    memberships = [membership for record in records for membership in group_memberships(record)]
+    if memberships:
+        connection.execute(groups.insert(), _group_rows(memberships, now))
+    for membership in memberships:
+        add_contribution(deltas, membership)
+
+
+def _insert_memberships(
+    connection: Connection,
+    dialect: Dialect,
+    records: Sequence[Classification],
+    deltas: Deltas,
+    now: datetime,
+) -> None:
+    """Group rows of new classifications; only rows actually inserted are credited.
+
+    A group row can exist before its classification when the original service's tables were
+    loaded in pieces; it was counted when it was loaded.
+    """
+    memberships = [membership for record in records for membership in group_memberships(record)]
+    if not memberships:
+        return
+    groups = classification_user_groups
+    inserted = _insert_new(
+        connection,
+        dialect,
+        groups,
+        _group_rows(memberships, now),
+        (groups.c.classification_id, groups.c.event_time, groups.c.user_group_id),
+    )
+    for membership in memberships:
+        key = (membership.classification_id, membership.event_time, membership.user_group_id)
+        if key in inserted:
+            add_contribution(deltas, membership)
 
 
 def store_classifications(
@@ -199,8 +222,9 @@ def store_classifications(
     """Store ``records`` (distinct keys, in key order) and add their rollup changes to ``deltas``.
 
     New keys are inserted and counted. A key already stored is replaced only by a version with
-    a later ``updated_at``; its old contribution is withdrawn and the new one added, so every
-    total reflects the newest values exactly once.
+    a later ``updated_at``: what the stored row and its stored group rows counted for is
+    withdrawn and the new version's contribution added, so every total reflects the newest
+    values exactly once, and equals what a rebuild from the raw tables gives.
     """
     outcome = StoreOutcome()
     if not records:
@@ -214,13 +238,9 @@ def store_classifications(
         (table.c.classification_id, table.c.event_time),
     )
     new_records = [record for record in records if record.key in inserted]
-    group_rows = _group_rows(new_records, now)
-    if group_rows:
-        connection.execute(
-            dialect.insert(classification_user_groups).on_conflict_do_nothing(), group_rows
-        )
     for record in new_records:
         add_contribution(deltas, record)
+    _insert_memberships(connection, dialect, new_records, deltas, now)
     outcome.inserted = len(new_records)
 
     repeats = [record for record in records if record.key not in inserted]
@@ -229,12 +249,14 @@ def store_classifications(
         replacements = []
         for record in repeats:
             previous = stored[record.key]
-            if is_newer(record, previous):
+            if is_newer(record, previous.classification):
                 replacements.append(record)
-                add_contribution(deltas, previous, -1)
+                add_contribution(deltas, previous.classification, -1)
+                for membership in previous.memberships:
+                    add_contribution(deltas, membership, -1)
                 add_contribution(deltas, record)
         if replacements:
-            _replace_stored(connection, replacements, now)
+            _replace_stored(connection, replacements, deltas, now)
         outcome.updated = len(replacements)
         outcome.duplicates = len(repeats) - len(replacements)
     return outcome
