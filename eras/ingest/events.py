@@ -82,7 +82,11 @@ def parse_timestamp(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
-    if text.endswith(" UTC"):
+    # Almost every stream timestamp ends in "Z": read it as naive UTC directly, which is
+    # several times faster than parsing the zone and converting.
+    if text.endswith("Z"):
+        text = text[:-1]
+    elif text.endswith(" UTC"):
         text = text[:-4]
     try:
         parsed = datetime.fromisoformat(text)
@@ -166,7 +170,8 @@ def counted_group_ids(user_id: int | None, user_group_ids: Iterable[int] | None)
 
 
 def _mapping(value: object, name: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    # Events come from JSON, so objects are dicts; dict is much cheaper to test than Mapping.
+    if not isinstance(value, dict):
         raise EventRejected(f"{name} is not an object")
     return value
 
