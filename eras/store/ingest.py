@@ -6,12 +6,12 @@ Every function runs inside a transaction the caller owns; none of them commits.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, select, tuple_, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, select, tuple_, update
 
 from eras.ingest.events import (
     Classification,
@@ -79,14 +79,48 @@ def _group_rows(memberships: Iterable[GroupMembership], now: datetime) -> list[d
     ]
 
 
+def _insert_rows(
+    connection: Connection,
+    dialect: Dialect,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    on_conflict: Callable[[Any], Any],
+    returning: Sequence[Any] = (),
+) -> list[Any]:
+    """INSERT ``rows`` (all with the same keys) in order, in one statement per page.
+
+    ``on_conflict`` adds the ON CONFLICT clause to the dialect's INSERT; ``returning`` columns
+    come back for the rows actually written.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0])
+    source = dialect.rows_source(table, columns, rows)
+    if source is None:
+        statement = on_conflict(dialect.insert(table))
+        parameters: Any = rows
+    else:
+        statement = on_conflict(dialect.insert(table).from_select(columns, source))
+        parameters = None
+    if returning:
+        return list(connection.execute(statement.returning(*returning), parameters))
+    connection.execute(statement, parameters)
+    return []
+
+
 def _insert_new(
-    connection: Connection, dialect: Dialect, table: Any, rows: list[dict[str, Any]], key: Any
+    connection: Connection, dialect: Dialect, table: Table, rows: list[dict[str, Any]], key: Any
 ) -> set[tuple[Any, ...]]:
     """Insert rows whose key is not stored yet; return the keys that were actually inserted."""
-    if not rows:
-        return set()
-    statement = dialect.insert(table).on_conflict_do_nothing().returning(*key)
-    return {tuple(row) for row in connection.execute(statement, rows)}
+    written = _insert_rows(
+        connection,
+        dialect,
+        table,
+        rows,
+        lambda statement: statement.on_conflict_do_nothing(),
+        returning=key,
+    )
+    return {tuple(row) for row in written}
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +356,13 @@ def store_rejections(
         }
         for rejection in rejections
     ]
-    connection.execute(dialect.insert(rejected_events).on_conflict_do_nothing(), rows)
+    _insert_rows(
+        connection,
+        dialect,
+        rejected_events,
+        rows,
+        lambda statement: statement.on_conflict_do_nothing(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,18 +405,25 @@ def update_rejection_reasons(connection: Connection, reasons: dict[int, str]) ->
 # --- rollups -------------------------------------------------------------------------------
 
 
+def _lock_order(name: str) -> tuple[int, str]:
+    """Rollups with more dimensions (fewer writers per row) first; the global ones last."""
+    return (-len(ROLLUP_TABLES[name].primary_key.columns), name)
+
+
 def apply_deltas(connection: Connection, dialect: Dialect, deltas: Deltas) -> None:
     """Add ``deltas`` to the rollup tables.
 
     Tables are visited in a fixed order and keys sorted within each, so two concurrent batches
-    lock rollup rows in the same order and cannot deadlock. Rows a withdrawal brings to zero
+    lock rollup rows in the same order and cannot deadlock. The order goes from the most
+    specific rollups to the global ones: every batch of a day updates the same global row, and
+    taking its lock last keeps it held for the shortest time. Rows a withdrawal brings to zero
     are deleted, so a rollup holds exactly the rows a rebuild from raw events would.
     """
     by_table: dict[str, list[tuple[tuple[Any, ...], int, int]]] = defaultdict(list)
     for (name, key), delta in deltas.items():
         if not delta.is_zero():
             by_table[name].append((key, delta.count, delta.session_ms))
-    for name in sorted(by_table):
+    for name in sorted(by_table, key=_lock_order):
         table = ROLLUP_TABLES[name]
         key_columns = [column.name for column in table.primary_key.columns]
         has_session = "session_ms" in table.c
@@ -388,13 +435,16 @@ def apply_deltas(connection: Connection, dialect: Dialect, deltas: Deltas) -> No
             if has_session:
                 row["session_ms"] = session_ms
             rows.append(row)
-        statement = dialect.insert(table)
-        increments = {"count": table.c.count + statement.excluded.count}
-        if has_session:
-            increments["session_ms"] = table.c.session_ms + statement.excluded.session_ms
-        connection.execute(
-            statement.on_conflict_do_update(index_elements=key_columns, set_=increments), rows
-        )
+
+        def add_to_existing(statement: Any, table: Table = table) -> Any:
+            increments = {"count": table.c.count + statement.excluded.count}
+            if "session_ms" in table.c:
+                increments["session_ms"] = table.c.session_ms + statement.excluded.session_ms
+            return statement.on_conflict_do_update(
+                index_elements=table.primary_key.columns, set_=increments
+            )
+
+        _insert_rows(connection, dialect, table, rows, add_to_existing)
         emptied = [key for key, count, _ in entries if count < 0]
         for chunk in _chunks(emptied):
             connection.execute(
