@@ -139,6 +139,7 @@ _REQUEST_BODY = {
         400: {"model": ErrorBody, "description": "Body is not JSON or has no payload list"},
         403: {"model": ErrorBody, "description": "Missing or wrong Basic credentials"},
         413: {"model": ErrorBody, "description": "Body or batch too large"},
+        503: {"model": ErrorBody, "description": "The database could not be reached"},
     },
 )
 async def post_kinesis(request: Request, settings: SettingsDep, database: DatabaseDep) -> Any:

@@ -50,10 +50,10 @@ def count_body(totals: Totals) -> dict[str, Any]:
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Invalid parameters"},
+    503: {"model": ErrorBody, "description": "The database or Panoptes could not be reached"},
 }
 AUTH_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     401: {"model": ErrorBody, "description": "Missing, malformed, invalid or expired token"},
     403: {"model": ErrorBody, "description": "The token's user may not see these stats"},
-    503: {"model": ErrorBody, "description": "Panoptes could not be asked"},
 }
