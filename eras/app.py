@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,6 +99,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "Internal server error")
 
 
+def _without_validation_errors(app: FastAPI) -> None:
+    """Drop FastAPI's generated 422 answers from the OpenAPI: invalid input answers 400 here."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     database = Database(
@@ -161,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.close = close
     app.state.revision = settings.revision or detect_revision()
     _install_error_handlers(app)
+    _without_validation_errors(app)
     app.include_router(status.router)
     app.include_router(ingest.router)
     app.include_router(counts.router)

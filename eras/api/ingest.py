@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.security.http import HTTPBase
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from eras.api.dependencies import DatabaseDep, SettingsDep
@@ -19,6 +21,37 @@ from eras.errors import BadRequest, Forbidden, PayloadTooLarge
 from eras.ingest.service import ingest_events
 
 router = APIRouter(tags=["ingest"])
+
+class _DocumentedBasicAuth(HTTPBase):
+    """Puts HTTP Basic in the OpenAPI description; the header itself is checked below.
+
+    FastAPI's own HTTPBasic answers a garbled header with its own 401 even when told not to
+    raise; this service answers every credential failure the same way, with 403.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            scheme="basic",
+            scheme_name="HTTPBasic",
+            description="The stream forwarder's credentials",
+            auto_error=False,
+        )
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+basic_scheme = _DocumentedBasicAuth()
+
+
+class IngestSummaryBody(BaseModel):
+    """What happened to each event of the batch; the numbers add up to the batch size."""
+
+    inserted: int
+    duplicates: int
+    updated: int
+    ignored: int
+    rejected: int
 
 
 def _basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
@@ -119,23 +152,11 @@ _REQUEST_BODY = {
 @router.post(
     "/kinesis",
     summary="Ingest a batch of stream events",
-    dependencies=[Depends(require_ingest_credentials)],
+    dependencies=[Depends(basic_scheme), Depends(require_ingest_credentials)],
+    response_model=IngestSummaryBody,
     openapi_extra={"requestBody": _REQUEST_BODY},
     responses={
-        200: {
-            "description": "Counts of what happened to the batch's events",
-            "content": {
-                "application/json": {
-                    "example": {
-                        "inserted": 2,
-                        "duplicates": 0,
-                        "updated": 0,
-                        "ignored": 0,
-                        "rejected": 0,
-                    }
-                }
-            },
-        },
+        200: {"description": "Counts of what happened to the batch's events"},
         400: {"model": ErrorBody, "description": "Body is not JSON or has no payload list"},
         403: {"model": ErrorBody, "description": "Missing or wrong Basic credentials"},
         413: {"model": ErrorBody, "description": "Body or batch too large"},

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from eras.api.responses import FastJSONResponse
+from eras.api.responses import ErrorBody, FastJSONResponse
 
 router = APIRouter(tags=["status"])
 
@@ -16,6 +16,11 @@ class StatusResponse(BaseModel):
     revision: str
 
 
-@router.get("/", response_model=StatusResponse, summary="Service status")
+@router.get(
+    "/",
+    response_model=StatusResponse,
+    summary="Service status",
+    responses={400: {"model": ErrorBody, "description": "A query parameter was given"}},
+)
 async def get_status(request: Request) -> Any:
     return FastJSONResponse({"revision": request.app.state.revision})
