@@ -22,6 +22,7 @@ from eras.ingest.service import ingest_events
 
 router = APIRouter(tags=["ingest"])
 
+
 class _DocumentedBasicAuth(HTTPBase):
     """Puts HTTP Basic in the OpenAPI description; the header itself is checked below.
 
