@@ -541,3 +541,36 @@ class TestPanoptesFallback:
         )
         assert response.status_code == 401
         assert panoptes.state.calls("/api/me") == []
+
+
+async def test_slow_panoptes_does_not_pile_up_requests(database_url, panoptes):
+    """With Panoptes hanging, 20 concurrent requests all fail fast with 503.
+
+    At most two connections are open at a time; requests waiting for one give up after the
+    timeout, so the whole burst is answered in about two timeouts, not twenty slow calls.
+    """
+    panoptes.state.delay_seconds = 3.0
+    for n in range(20):
+        panoptes.state.add_user(f"token-{n}", 100 + n)
+    settings = make_settings(
+        database_url,
+        panoptes_url=panoptes.url,
+        panoptes_timeout_seconds=0.3,
+        panoptes_max_connections=2,
+    )
+    async with client_for(settings) as http:
+        started = asyncio.get_running_loop().time()
+        responses = await asyncio.gather(
+            *(
+                http.get(
+                    f"/classifications/users/{100 + n}",
+                    headers={"Authorization": f"Bearer token-{n}"},
+                )
+                for n in range(20)
+            )
+        )
+        elapsed = asyncio.get_running_loop().time() - started
+    assert [response.status_code for response in responses] == [503] * 20
+    assert elapsed < 3.0  # one slow call alone would take 3 s
+    # Most requests never reached Panoptes: they gave up waiting for a connection.
+    assert len(panoptes.state.calls("/api/me")) < 10
