@@ -25,7 +25,7 @@ PeriodParam = Annotated[
 FlagParam = Annotated[str | None, Query(description="`true` (any case) turns it on.")]
 
 
-def common_count_parameters(
+async def common_count_parameters(
     project_id: IdList = None,
     workflow_id: IdList = None,
     start_date: DateParam = None,
@@ -39,7 +39,7 @@ def common_count_parameters(
 CountParamsDep = Annotated[RawCountParams, Depends(common_count_parameters)]
 
 
-def reject_unexpected_parameters(request: Request) -> None:
+async def reject_unexpected_parameters(request: Request) -> None:
     """A repeated or unknown query parameter is a 400, never silently dropped.
 
     ``project_id=1&project_id=2`` would otherwise count only one of the projects, and a

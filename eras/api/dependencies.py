@@ -12,22 +12,22 @@ from eras.config import Settings
 from eras.store.database import Database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
     authenticator: Authenticator = request.app.state.authenticator
     return authenticator
 
 
-def get_group_access(request: Request) -> GroupAccess:
+async def get_group_access(request: Request) -> GroupAccess:
     access: GroupAccess = request.app.state.group_access
     return access
 

@@ -75,7 +75,7 @@ def _digest(value: bytes) -> bytes:
     return hashlib.sha256(value).digest()
 
 
-def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
+def check_ingest_credentials(authorization: str | None, settings: Settings) -> None:
     """HTTP Basic credentials, compared in constant time.
 
     With no credentials configured, only a development server accepts events.
@@ -85,7 +85,7 @@ def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
             return
         raise Forbidden("Ingest credentials are not configured on this server")
     assert settings.kinesis_username is not None and settings.kinesis_password is not None
-    given = _basic_credentials(request.headers.get("authorization"))
+    given = _basic_credentials(authorization)
     given_username, given_password = given if given is not None else (b"", b"")
     expected_username = settings.kinesis_username.get_secret_value().encode()
     expected_password = settings.kinesis_password.get_secret_value().encode()
@@ -95,6 +95,10 @@ def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
     password_ok = secrets.compare_digest(_digest(given_password), _digest(expected_password))
     if given is None or not (username_ok & password_ok):
         raise Forbidden("Invalid or missing ingest credentials")
+
+
+async def require_ingest_credentials(request: Request, settings: SettingsDep) -> None:
+    check_ingest_credentials(request.headers.get("authorization"), settings)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
