@@ -20,6 +20,7 @@ from eras.ingest.events import (
     Classification,
     Comment,
     EventRejected,
+    GroupMembership,
     Ignored,
     parse_already_seen,
     parse_classification,
@@ -28,7 +29,6 @@ from eras.ingest.events import (
     parse_timestamp,
     session_seconds,
 )
-from eras.store.bulk import GroupRow
 
 # Panoptes exports carry annotations and subject data of any size in one field.
 csv.field_size_limit(2**31 - 1)
@@ -44,7 +44,7 @@ class Rejected:
     event: int | None = None  # 1-based position in a {"payload": [...]} line
 
 
-Item = Classification | Comment | GroupRow | Ignored | Rejected
+Item = Classification | Comment | GroupMembership | Ignored | Rejected
 Reader = Callable[[Iterable[str]], Iterator[Item]]
 
 
@@ -258,7 +258,7 @@ def _eras_classification(row: dict[str, str]) -> Item:
 
 
 def _eras_group(row: dict[str, str]) -> Item:
-    return GroupRow(
+    return GroupMembership(
         classification_id=_id(row, "classification_id"),
         event_time=_time(row, "event_time"),
         user_group_id=_id(row, "user_group_id"),

@@ -31,9 +31,9 @@ from eras.bulk.formats import (
 )
 from eras.bulk.inputs import Format, InputError, InputFile, Kind, Source
 from eras.bulk.progress import LoadProgress
-from eras.ingest.events import Classification, Comment, Ignored
+from eras.ingest.events import Classification, Comment, GroupMembership, Ignored
 from eras.ingest.service import IngestSummary
-from eras.store.bulk import Chunk, GroupRow, store_chunk
+from eras.store.bulk import Chunk, store_chunk
 from eras.store.database import Database
 from eras.store.ingest import StoreOutcome
 
@@ -264,7 +264,7 @@ def _load_source(
             chunk.classifications.append(item)
         elif isinstance(item, Comment):
             chunk.comments.append(item)
-        elif isinstance(item, GroupRow):
+        elif isinstance(item, GroupMembership):
             chunk.group_rows.append(item)
         elif isinstance(item, Ignored):
             summary.ignored += 1

@@ -285,6 +285,10 @@ class GroupMembership:
     user_id: int
     workflow_id: int
 
+    @property
+    def key(self) -> tuple[int, datetime, int]:
+        return (self.classification_id, self.event_time, self.user_group_id)
+
 
 def group_memberships(record: Classification) -> list[GroupMembership]:
     """The groups a stream classification counts toward (none for an anonymous volunteer)."""

@@ -55,7 +55,9 @@ from eras.ingest.events import (
     COMMENT_ROLLUPS,
     Classification,
     Comment,
+    GroupMembership,
     first_per_key,
+    group_memberships,
     latest_per_key,
 )
 from eras.store.dialect import Dialect
@@ -77,23 +79,6 @@ class State(enum.IntEnum):
     NEWER = 2  # replaces the stored version, which had an earlier updated_at
 
 
-@dataclass(frozen=True, slots=True)
-class GroupRow:
-    """One row of ``classification_user_groups`` as the original service dumped it."""
-
-    classification_id: int
-    event_time: datetime
-    user_group_id: int
-    session_time: float
-    project_id: int
-    user_id: int
-    workflow_id: int
-
-    @property
-    def key(self) -> tuple[int, datetime, int]:
-        return (self.classification_id, self.event_time, self.user_group_id)
-
-
 @dataclass(slots=True)
 class Chunk:
     """Records to store in one transaction.
@@ -107,7 +92,7 @@ class Chunk:
 
     classifications: list[Classification]
     comments: list[Comment]
-    group_rows: list[GroupRow]
+    group_rows: list[GroupMembership]
     replace_groups: bool = True
 
     def __len__(self) -> int:
@@ -249,7 +234,7 @@ def _classification_rows(records: Iterable[Classification], stamp: Stamp) -> lis
     ]
 
 
-def _group_rows(rows: Iterable[GroupRow], stamp: Stamp) -> list[tuple[Any, ...]]:
+def _group_rows(rows: Iterable[GroupMembership], stamp: Stamp) -> list[tuple[Any, ...]]:
     return [
         (
             row.classification_id,
@@ -264,22 +249,9 @@ def _group_rows(rows: Iterable[GroupRow], stamp: Stamp) -> list[tuple[Any, ...]]
     ]
 
 
-def _groups_of(records: Iterable[Classification]) -> list[GroupRow]:
-    """The group rows a stream classification brings: one per distinct counted group."""
-    return [
-        GroupRow(
-            classification_id=record.classification_id,
-            event_time=record.event_time,
-            user_group_id=group_id,
-            session_time=record.session_time,
-            project_id=record.project_id,
-            user_id=record.user_id,
-            workflow_id=record.workflow_id,
-        )
-        for record in records
-        if record.user_id is not None  # always true when group_ids is not empty
-        for group_id in record.group_ids
-    ]
+def _groups_of(records: Iterable[Classification]) -> list[GroupMembership]:
+    """The group rows stream classifications bring: one per distinct counted group."""
+    return [membership for record in records for membership in group_memberships(record)]
 
 
 def _comment_rows(records: Iterable[Comment], stamp: Stamp) -> list[tuple[Any, ...]]:
@@ -520,7 +492,7 @@ def _store_staged_groups(connection: Connection, dialect: Dialect, *, now: datet
 
 
 def _store_group_rows(
-    connection: Connection, dialect: Dialect, rows: Sequence[GroupRow], *, now: datetime
+    connection: Connection, dialect: Dialect, rows: Sequence[GroupMembership], *, now: datetime
 ) -> StoreOutcome:
     """Group rows of the original's dump: each new key is a membership; repeats change nothing."""
     # The first copy of a key wins, as for comments.
