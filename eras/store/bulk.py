@@ -26,14 +26,11 @@ from typing import Any, Final
 import orjson
 from psycopg import sql as pgsql
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    Boolean,
     Column,
     Connection,
     Date,
     DateTime,
-    Float,
     MetaData,
     SmallInteger,
     Table,
@@ -64,6 +61,7 @@ from eras.store.dialect import Dialect
 from eras.store.ingest import StoreOutcome
 from eras.store.rollups import day_of, grouped, session_ms_of
 from eras.store.schema import (
+    REPLACEABLE_CLASSIFICATION_COLUMNS,
     ROLLUP_TABLES,
     classification_events,
     classification_user_groups,
@@ -114,40 +112,19 @@ def _state() -> Column[Any]:
     return Column("state", SmallInteger, nullable=False, server_default=text("0"))
 
 
-stage_classifications = _temporary(
-    "eras_stage_classifications",
-    Column("classification_id", BigInteger, primary_key=True),
-    Column("event_time", DateTime, primary_key=True),
-    Column("classification_updated_at", DateTime),
-    Column("started_at", DateTime),
-    Column("finished_at", DateTime),
-    Column("project_id", BigInteger, nullable=False),
-    Column("workflow_id", BigInteger, nullable=False),
-    Column("user_id", BigInteger),
-    Column("user_group_ids", JSON),
-    Column("session_time", Float, nullable=False),
-    Column("already_seen", Boolean),
-    _state(),
-)
-stage_groups = _temporary(
-    "eras_stage_groups",
-    Column("classification_id", BigInteger, primary_key=True),
-    Column("event_time", DateTime, primary_key=True),
-    Column("user_group_id", BigInteger, primary_key=True),
-    Column("session_time", Float, nullable=False),
-    Column("project_id", BigInteger, nullable=False),
-    Column("user_id", BigInteger, nullable=False),
-    Column("workflow_id", BigInteger, nullable=False),
-    _state(),
-)
-stage_comments = _temporary(
-    "eras_stage_comments",
-    Column("comment_id", BigInteger, primary_key=True),
-    Column("event_time", DateTime, primary_key=True),
-    Column("project_id", BigInteger),
-    Column("user_id", BigInteger),
-    _state(),
-)
+def _staged(name: str, raw: Table) -> Table:
+    """A staging copy of a raw table: its columns, without the bookkeeping, plus ``state``."""
+    columns = [
+        Column(column.name, column.type, primary_key=column.primary_key, nullable=column.nullable)
+        for column in raw.columns
+        if column.name not in ("created_at", "updated_at", "comment_updated_at")
+    ]
+    return _temporary(name, *columns, _state())
+
+
+stage_classifications = _staged("eras_stage_classifications", classification_events)
+stage_groups = _staged("eras_stage_groups", classification_user_groups)
+stage_comments = _staged("eras_stage_comments", comment_events)
 # Signed contributions: one row per raw row that arrives (+1) or leaves (-1).
 classification_deltas = _temporary(
     "eras_classification_deltas",
@@ -394,19 +371,6 @@ def _group_contributions(
     )
 
 
-_REPLACED_COLUMNS: Final = (
-    "classification_updated_at",
-    "started_at",
-    "finished_at",
-    "project_id",
-    "workflow_id",
-    "user_id",
-    "user_group_ids",
-    "session_time",
-    "already_seen",
-)
-
-
 def _replace_newer(
     connection: Connection, dialect: Dialect, *, replace_groups: bool, now: datetime
 ) -> None:
@@ -427,7 +391,7 @@ def _replace_newer(
                 tuple_(groups.c.classification_id, groups.c.event_time).in_(replaced)
             )
         )
-    values: dict[str, Any] = {name: stage.c[name] for name in _REPLACED_COLUMNS}
+    values: dict[str, Any] = {name: stage.c[name] for name in REPLACEABLE_CLASSIFICATION_COLUMNS}
     values["updated_at"] = literal(now, DateTime)
     connection.execute(update(stored).where(*_same_key(stored, stage, key), newer).values(values))
 

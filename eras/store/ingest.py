@@ -25,6 +25,7 @@ from eras.ingest.events import (
 )
 from eras.store.dialect import Dialect
 from eras.store.schema import (
+    REPLACEABLE_CLASSIFICATION_COLUMNS,
     ROLLUP_TABLES,
     classification_events,
     classification_user_groups,
@@ -184,19 +185,7 @@ def _replace_stored(
         table.c.event_time == bindparam("key_time"),
     )
     values: dict[str, Any] = {
-        name: bindparam(name)
-        for name in (
-            "classification_updated_at",
-            "started_at",
-            "finished_at",
-            "project_id",
-            "workflow_id",
-            "user_id",
-            "user_group_ids",
-            "session_time",
-            "already_seen",
-            "updated_at",
-        )
+        name: bindparam(name) for name in (*REPLACEABLE_CLASSIFICATION_COLUMNS, "updated_at")
     }
     rows = []
     for record in records:

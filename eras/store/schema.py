@@ -45,6 +45,19 @@ classification_events = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
+# What a re-published classification may change; its key and bookkeeping columns stay.
+REPLACEABLE_CLASSIFICATION_COLUMNS = (
+    "classification_updated_at",
+    "started_at",
+    "finished_at",
+    "project_id",
+    "workflow_id",
+    "user_id",
+    "user_group_ids",
+    "session_time",
+    "already_seen",
+)
+
 classification_user_groups = Table(
     "classification_user_groups",
     metadata,
