@@ -338,33 +338,24 @@ def _mark_newer(connection: Connection, dialect: Dialect) -> None:
     )
 
 
-def _classification_contributions(
-    dialect: Dialect, source: Table, sign: int, *conditions: ColumnElement[bool]
+def _contributions(
+    dialect: Dialect,
+    target: Table,
+    source: Table,
+    sign: int,
+    *conditions: ColumnElement[bool],
 ) -> Any:
-    return classification_deltas.insert().from_select(
-        ["sign", "project_id", "workflow_id", "user_id", "day", "session_ms"],
+    """INSERT into ``target`` (a deltas table) one signed contribution per matching row."""
+    dimensions = [
+        name
+        for name in ("user_group_id", "project_id", "workflow_id", "user_id")
+        if name in target.c
+    ]
+    return target.insert().from_select(
+        ["sign", *dimensions, "day", "session_ms"],
         select(
             literal(sign, SmallInteger),
-            source.c.project_id,
-            source.c.workflow_id,
-            source.c.user_id,
-            day_of(dialect, source.c.event_time),
-            session_ms_of(dialect, source.c.session_time),
-        ).where(*conditions),
-    )
-
-
-def _group_contributions(
-    dialect: Dialect, source: Table, sign: int, *conditions: ColumnElement[bool]
-) -> Any:
-    return group_deltas.insert().from_select(
-        ["sign", "user_group_id", "project_id", "workflow_id", "user_id", "day", "session_ms"],
-        select(
-            literal(sign, SmallInteger),
-            source.c.user_group_id,
-            source.c.project_id,
-            source.c.workflow_id,
-            source.c.user_id,
+            *(source.c[name] for name in dimensions),
             day_of(dialect, source.c.event_time),
             session_ms_of(dialect, source.c.session_time),
         ).where(*conditions),
@@ -379,11 +370,13 @@ def _replace_newer(
     key = ("classification_id", "event_time")
     newer = stage.c.state == State.NEWER
     connection.execute(
-        _classification_contributions(dialect, stored, -1, *_same_key(stored, stage, key), newer)
+        _contributions(
+            dialect, classification_deltas, stored, -1, *_same_key(stored, stage, key), newer
+        )
     )
     if replace_groups:
         connection.execute(
-            _group_contributions(dialect, groups, -1, *_same_key(groups, stage, key), newer)
+            _contributions(dialect, group_deltas, groups, -1, *_same_key(groups, stage, key), newer)
         )
         replaced = select(stage.c.classification_id, stage.c.event_time).where(newer)
         connection.execute(
@@ -433,7 +426,7 @@ def _store_classifications(
         _replace_newer(connection, dialect, replace_groups=replace_groups, now=now)
     stage = stage_classifications
     connection.execute(
-        _classification_contributions(dialect, stage, 1, stage.c.state != State.DUPLICATE)
+        _contributions(dialect, classification_deltas, stage, 1, stage.c.state != State.DUPLICATE)
     )
     if replace_groups:
         # Only the classifications that were inserted or replaced bring their group rows.
@@ -451,7 +444,7 @@ def _store_staged_groups(connection: Connection, dialect: Dialect, *, now: datet
     key = ("classification_id", "event_time", "user_group_id")
     _insert_new(connection, dialect, stage_groups, classification_user_groups, key, now=now)
     connection.execute(
-        _group_contributions(dialect, stage_groups, 1, stage_groups.c.state == State.NEW)
+        _contributions(dialect, group_deltas, stage_groups, 1, stage_groups.c.state == State.NEW)
     )
 
 
