@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Table, cast, func, select
+from sqlalchemy import BigInteger, Connection, Select, Table, bindparam, cast, func, select
+from sqlalchemy.sql.elements import ColumnElement, Label
 
 from eras.queries.params import CountParams, DateRange
 from eras.store.dialect import Dialect, Period
@@ -28,20 +29,79 @@ class Totals:
     buckets: tuple[Bucket, ...] | None  # None when no period was asked for
 
 
-def scope_conditions(
-    table: Table, filters: Mapping[str, Sequence[int]], dates: DateRange
-) -> list[Any]:
-    conditions: list[Any] = []
+# How a query is narrowed, without the values: each filtered dimension and whether it lists
+# several ids, then whether the range has a start and an end. Statements are built once per
+# shape and table, and executed with the values bound, which skips rebuilding and re-hashing
+# the statement on every request.
+Shape = tuple[tuple[tuple[str, bool], ...], bool, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    shape: Shape
+    values: dict[str, Any]
+
+
+def scope_of(filters: Mapping[str, Sequence[int]], dates: DateRange) -> Scope:
+    dimensions: list[tuple[str, bool]] = []
+    values: dict[str, Any] = {}
     for dimension, ids in filters.items():
-        if len(ids) == 1:
-            conditions.append(table.c[dimension] == ids[0])
-        else:
-            conditions.append(table.c[dimension].in_(ids))
+        many = len(ids) != 1
+        dimensions.append((dimension, many))
+        values[dimension] = list(ids) if many else ids[0]
     if dates.start is not None:
-        conditions.append(table.c.day >= dates.start)
+        values["start_day"] = dates.start
     if dates.end is not None:
-        conditions.append(table.c.day <= dates.end)
+        values["end_day"] = dates.end
+    return Scope((tuple(dimensions), dates.start is not None, dates.end is not None), values)
+
+
+def scope_conditions(table: Table, shape: Shape) -> list[ColumnElement[bool]]:
+    """The WHERE clause of ``shape``, with a bound parameter for every value."""
+    dimensions, has_start, has_end = shape
+    conditions: list[ColumnElement[bool]] = []
+    for dimension, many in dimensions:
+        column = table.c[dimension]
+        if many:
+            conditions.append(column.in_(bindparam(dimension, expanding=True)))
+        else:
+            conditions.append(column == bindparam(dimension))
+    if has_start:
+        conditions.append(table.c.day >= bindparam("start_day"))
+    if has_end:
+        conditions.append(table.c.day <= bindparam("end_day"))
     return conditions
+
+
+def summed(column: ColumnElement[Any], name: str) -> Label[Any]:
+    return cast(func.sum(column), BigInteger).label(name)
+
+
+# Keyed by table, shape, period and dialect name: a few hundred statements at most.
+_TOTALS_STATEMENTS: dict[tuple[str, Shape, Period | None, str], Select[Any]] = {}
+
+
+def _totals_statement(
+    table: Table, shape: Shape, period: Period | None, dialect: Dialect
+) -> Select[Any]:
+    key = (table.name, shape, period, dialect.name)
+    statement = _TOTALS_STATEMENTS.get(key)
+    if statement is None:
+        statement = _TOTALS_STATEMENTS[key] = _build_totals_statement(table, shape, period, dialect)
+    return statement
+
+
+def _build_totals_statement(
+    table: Table, shape: Shape, period: Period | None, dialect: Dialect
+) -> Select[Any]:
+    measures = [summed(table.c.count, "total")]
+    if "session_ms" in table.c:
+        measures.append(summed(table.c.session_ms, "session_ms"))
+    conditions = scope_conditions(table, shape)
+    if period is None:
+        return select(*measures).where(*conditions)
+    bucket = dialect.bucket(period, table.c.day).label("period")
+    return select(bucket, *measures).where(*conditions).group_by(bucket).order_by(bucket)
 
 
 def rollup_totals(
@@ -58,28 +118,22 @@ def rollup_totals(
     Rows whose count reaches zero are deleted at ingest, so every bucket returned is non-empty.
     """
     has_session = "session_ms" in table.c
-    measures = [cast(func.sum(table.c.count), BigInteger).label("total")]
-    if has_session:
-        measures.append(cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"))
-    conditions = scope_conditions(table, filters, dates)
-
+    scope = scope_of(filters, dates)
+    statement = _totals_statement(table, scope.shape, period, dialect)
     if period is None:
-        row = connection.execute(select(*measures).where(*conditions)).one()
+        row = connection.execute(statement, scope.values).one()
         return Totals(
             count=row.total or 0,
             session_ms=(row.session_ms or 0) if has_session else 0,
             buckets=None,
         )
-
-    bucket = dialect.bucket(period, table.c.day).label("period")
-    statement = select(bucket, *measures).where(*conditions).group_by(bucket).order_by(bucket)
     buckets = tuple(
         Bucket(
             start=row.period,
             count=row.total,
             session_ms=row.session_ms if has_session else 0,
         )
-        for row in connection.execute(statement)
+        for row in connection.execute(statement, scope.values)
     )
     return Totals(
         count=sum(item.count for item in buckets),

@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Table, cast, func, select
+from sqlalchemy import Connection, Select, Table, select
 
 from eras.queries.counts import (
     GROUP_CLASSIFICATIONS,
     GROUP_MEMBER_CLASSIFICATIONS,
+    Shape,
     Totals,
     family_totals,
     scope_conditions,
+    scope_of,
+    summed,
 )
 from eras.queries.params import DateRange, GroupStatsParams
 from eras.store.dialect import Dialect
@@ -45,6 +50,17 @@ class MemberStats:
     projects: list[Contribution]
 
 
+@lru_cache(maxsize=256)
+def _ranked_statement(table: Table, dimension: str, shape: Shape) -> Select[Any]:
+    total = summed(table.c.count, "total")
+    return (
+        select(table.c[dimension].label("id"), total, summed(table.c.session_ms, "session_ms"))
+        .where(*scope_conditions(table, shape))
+        .group_by(table.c[dimension])
+        .order_by(total.desc(), table.c[dimension])
+    )
+
+
 def _ranked(
     connection: Connection,
     table: Table,
@@ -53,20 +69,12 @@ def _ranked(
     dates: DateRange,
 ) -> list[Contribution]:
     """Sum per ``dimension`` value, largest count first (ties: lowest id first)."""
-    total = cast(func.sum(table.c.count), BigInteger)
-    statement = (
-        select(
-            table.c[dimension].label("id"),
-            total.label("total"),
-            cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"),
-        )
-        .where(*scope_conditions(table, filters, dates))
-        .group_by(table.c[dimension])
-        .order_by(total.desc(), table.c[dimension])
-    )
+    scope = scope_of(filters, dates)
     return [
         Contribution(id=row.id, count=row.total, session_ms=row.session_ms)
-        for row in connection.execute(statement)
+        for row in connection.execute(
+            _ranked_statement(table, dimension, scope.shape), scope.values
+        )
     ]
 
 
@@ -94,27 +102,28 @@ def group_aggregate(
     )
 
 
+@lru_cache(maxsize=16)
+def _member_projects_statement(shape: Shape) -> Select[Any]:
+    table = ROLLUP_TABLES["group_user_project_daily"]
+    total = summed(table.c.count, "total")
+    return (
+        select(table.c.user_id, table.c.project_id, total, summed(table.c.session_ms, "session_ms"))
+        .where(*scope_conditions(table, shape))
+        .group_by(table.c.user_id, table.c.project_id)
+        .order_by(table.c.user_id, total.desc(), table.c.project_id)
+    )
+
+
 def member_breakdown(
     connection: Connection, *, group_id: int, dates: DateRange
 ) -> list[MemberStats]:
     """Each member's totals and projects, members and projects largest first."""
     group = {"user_group_id": (group_id,)}
     members = _ranked(connection, ROLLUP_TABLES["group_user_daily"], "user_id", group, dates)
-    table = ROLLUP_TABLES["group_user_project_daily"]
-    total = cast(func.sum(table.c.count), BigInteger)
-    statement = (
-        select(
-            table.c.user_id,
-            table.c.project_id,
-            total.label("total"),
-            cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"),
-        )
-        .where(*scope_conditions(table, group, dates))
-        .group_by(table.c.user_id, table.c.project_id)
-        .order_by(table.c.user_id, total.desc(), table.c.project_id)
-    )
+    scope = scope_of(group, dates)
+    statement = _member_projects_statement(scope.shape)
     projects: dict[int, list[Contribution]] = defaultdict(list)
-    for row in connection.execute(statement):
+    for row in connection.execute(statement, scope.values):
         projects[row.user_id].append(
             Contribution(id=row.project_id, count=row.total, session_ms=row.session_ms)
         )

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import BigInteger, Connection, cast, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from eras.queries.counts import (
     USER_CLASSIFICATIONS,
+    Shape,
     Totals,
     family_totals,
     scope_conditions,
+    scope_of,
+    summed,
 )
 from eras.queries.params import ContributionOrder, DateRange, UserStatsParams, bucket_start
 from eras.store.dialect import Dialect, Period
@@ -40,21 +45,26 @@ def user_totals(
     )
 
 
+@lru_cache(maxsize=64)
+def _contributions_statement(shape: Shape) -> Select[Any]:
+    table = ROLLUP_TABLES["classification_user_project_daily"]
+    return (
+        select(
+            table.c.project_id,
+            summed(table.c.count, "total"),
+            summed(table.c.session_ms, "session_ms"),
+            func.max(table.c.day).label("last_day"),
+        )
+        .where(*scope_conditions(table, shape))
+        .group_by(table.c.project_id)
+    )
+
+
 def project_contributions(
     connection: Connection, *, user_id: int, dates: DateRange
 ) -> list[ProjectContribution]:
     """Per project: classifications, session time and the last day with one, in the range."""
-    table = ROLLUP_TABLES["classification_user_project_daily"]
-    statement = (
-        select(
-            table.c.project_id,
-            cast(func.sum(table.c.count), BigInteger).label("total"),
-            cast(func.sum(table.c.session_ms), BigInteger).label("session_ms"),
-            func.max(table.c.day).label("last_day"),
-        )
-        .where(*scope_conditions(table, {"user_id": (user_id,)}, dates))
-        .group_by(table.c.project_id)
-    )
+    scope = scope_of({"user_id": (user_id,)}, dates)
     return [
         ProjectContribution(
             project_id=row.project_id,
@@ -62,7 +72,7 @@ def project_contributions(
             session_ms=row.session_ms,
             last_day=_as_date(row.last_day),
         )
-        for row in connection.execute(statement)
+        for row in connection.execute(_contributions_statement(scope.shape), scope.values)
     ]
 
 
