@@ -24,6 +24,12 @@ class TestFilters:
         )
         assert await get(client) == {"total_count": 7}
 
+    async def test_trailing_slash_answers_the_same_without_a_redirect(self, client):
+        await post_events(client, [classification(1, project=1), classification(2, project=2)])
+        response = await client.get("/classifications/", params={"project_id": "2"})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"total_count": 1}
+
     async def test_no_events_is_zero(self, client):
         assert await get(client) == {"total_count": 0}
         assert await get(client, period="day") == {"total_count": 0, "data": []}

@@ -96,6 +96,14 @@ class TestCommentCounts:
 
         assert await comment_counts(client) == {"total_count": len(MIXED)}
 
+    async def test_trailing_slash_answers_the_same_without_a_redirect(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await post_comments(client, MIXED)
+        response = await client.get("/comments/")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"total_count": len(MIXED)}
+
     async def test_single_project(self, client: httpx.AsyncClient) -> None:
         await post_comments(client, MIXED)
 

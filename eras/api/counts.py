@@ -21,7 +21,9 @@ router = APIRouter(tags=["counts"])
     response_model_exclude_none=True,
     responses=ERROR_RESPONSES,
     summary="Count classifications",
+    description="A trailing slash is accepted.",
 )
+@router.get("/classifications/", include_in_schema=False)
 def get_classification_counts(database: DatabaseDep, raw: CountParamsDep) -> Any:
     params = raw.parse()
     with database.read() as connection:
@@ -35,7 +37,9 @@ def get_classification_counts(database: DatabaseDep, raw: CountParamsDep) -> Any
     response_model_exclude_none=True,
     responses=ERROR_RESPONSES,
     summary="Count Talk comments",
+    description="A trailing slash is accepted.",
 )
+@router.get("/comments/", include_in_schema=False)
 def get_comment_counts(
     database: DatabaseDep,
     project_id: IdList = None,
