@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 
 import httpx
 import pytest
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
 
+from eras.store.database import Database
 from tests import stored
 from tests.conftest import client_for, make_settings
 from tests.factories import (
@@ -463,3 +477,117 @@ class TestRealEvents:
                 "total_count": 1,
                 "data": [{"period": "2023-04-20T00:00:00.000Z", "count": 1}],
             }
+
+
+EDGE_ROWS = (
+    {
+        "id": 1,
+        "number": 2**63 - 1,
+        "moment": datetime(2024, 1, 2, 3, 4, 5),
+        "day": date(2024, 2, 29),
+        "flag": True,
+        "seconds": 0.1,
+        "text": 'say "hi" \\ {a,b} NULL',
+        "document": [1, 2],
+    },
+    {
+        "id": 2,
+        "number": None,
+        "moment": None,
+        "day": None,
+        "flag": None,
+        "seconds": None,
+        "text": None,
+        "document": {"a": '\u00e9 "q"'},
+    },
+    {
+        "id": 3,
+        "number": 0,
+        "moment": datetime(1999, 12, 31, 23, 59, 59, 999999),
+        "day": date(1, 1, 1),
+        "flag": False,
+        "seconds": 10800.0,
+        "text": "",
+        "document": "NULL",
+    },
+    {
+        "id": 4,
+        "number": 7,
+        "moment": datetime(2024, 11, 27, 16, 59, 58, 483000),
+        "day": date(2024, 11, 27),
+        "flag": True,
+        "seconds": 3.146,
+        "text": "NULL",
+        "document": [],
+    },
+    {
+        "id": 5,
+        "number": 8,
+        "moment": datetime(2024, 11, 27),
+        "day": date(2024, 11, 28),
+        "flag": False,
+        "seconds": 1e-7,
+        "text": "line\nbreak, tab\t, \u00fc\U0001f600 'quoted'",
+        "document": None,
+    },
+)
+
+
+class TestRowsSource:
+    """Rows sent as one document or as array literals are stored as binding each row stores."""
+
+    def test_same_rows_as_binding_each(self, database_url):
+        database = Database(database_url)
+        metadata = MetaData()
+        tables = [
+            Table(
+                name,
+                metadata,
+                Column("id", Integer, primary_key=True, autoincrement=False),
+                Column("number", BigInteger),
+                Column("moment", DateTime),
+                Column("day", Date),
+                Column("flag", Boolean),
+                Column("seconds", Float),
+                Column("text", Text),
+                Column("document", JSON),
+            )
+            for name in ("rows_bound", "rows_sourced")
+        ]
+        bound, sourced = tables
+        rows = list(EDGE_ROWS)
+        if database.dialect.name == "postgresql":
+            # There the two ways have always stored a JSON None differently, bound as JSON null
+            # and sourced as SQL NULL; both read back as None.
+            rows = [row for row in rows if row["document"] is not None]
+        columns = list(rows[0])
+        with database.write() as connection:
+            metadata.create_all(connection)
+        try:
+            with database.write() as connection:
+                connection.execute(bound.insert(), rows)
+                source = database.dialect.rows_source(sourced, columns)
+                assert source is not None
+                connection.execute(
+                    database.dialect.insert(sourced).from_select(columns, source),
+                    database.dialect.rows_parameters(sourced, columns, rows),
+                )
+            if database.dialect.name == "sqlite":
+                shown = ", ".join(f"typeof({name}), {name}" for name in columns)
+            else:
+                # json keeps its text as written, and the two ways write it with different spacing.
+                shown = ", ".join(
+                    f"{name}::jsonb::text" if name == "document" else f"{name}::text"
+                    for name in columns
+                )
+            with database.read() as connection:
+                stored = [
+                    connection.exec_driver_sql(f"SELECT {shown} FROM {table} ORDER BY id").all()
+                    for table in ("rows_bound", "rows_sourced")
+                ]
+            assert len(stored[0]) == len(rows)
+            assert stored[0] == stored[1]
+        finally:
+            with database.write() as connection:
+                metadata.drop_all(connection)
+            database.dispose()

@@ -18,7 +18,8 @@ from eras.api.dependencies import DatabaseDep, SettingsDep
 from eras.api.responses import ErrorBody, FastJSONResponse
 from eras.config import Settings
 from eras.errors import BadRequest, Forbidden, PayloadTooLarge
-from eras.ingest.service import ingest_events
+from eras.ingest.service import IngestSummary, parse_batch, store_batch
+from eras.store.database import Database
 
 router = APIRouter(tags=["ingest"])
 
@@ -131,6 +132,13 @@ def _payload(body: bytes, settings: Settings) -> list[Any]:
     return payload
 
 
+def _ingest(database: Database, payload: list[Any]) -> IngestSummary:
+    # Parsed before the write transaction starts: on SQLite it holds the database's only write
+    # lock, so anything done inside it is done by one worker of the server at a time.
+    batch = parse_batch(payload)
+    return database.run_write(lambda connection: store_batch(connection, database.dialect, batch))
+
+
 _REQUEST_BODY = {
     "required": True,
     "content": {
@@ -170,9 +178,7 @@ _REQUEST_BODY = {
 )
 async def post_kinesis(request: Request, settings: SettingsDep, database: DatabaseDep) -> Any:
     payload = _payload(await _read_body(request, settings.max_body_bytes), settings)
-    summary = await run_in_threadpool(
-        database.run_write, lambda connection: ingest_events(connection, database.dialect, payload)
-    )
+    summary = await run_in_threadpool(_ingest, database, payload)
     counts = summary.as_dict()
     request.app.state.metrics.count_ingest(counts)
     return FastJSONResponse(counts)

@@ -331,6 +331,35 @@ _PER_GROUP_ROLLUPS: Final = {
 }
 
 
+def _contribution_keys(
+    record: Classification | GroupMembership | Comment,
+) -> Iterator[tuple[str, RollupKey]]:
+    if isinstance(record, Comment):
+        values: dict[str, int | None] = {"project_id": record.project_id, "user_id": record.user_id}
+        return _rollup_keys(COMMENT_ROLLUPS, values, record.event_time.date())
+    values = {
+        "project_id": record.project_id,
+        "workflow_id": record.workflow_id,
+        "user_id": record.user_id,
+    }
+    rollups = _PER_CLASSIFICATION_ROLLUPS
+    if isinstance(record, GroupMembership):
+        values["user_group_id"] = record.user_group_id
+        rollups = _PER_GROUP_ROLLUPS
+    return _rollup_keys(rollups, values, record.event_time.date())
+
+
+def _add(
+    deltas: Deltas, keys: Iterable[tuple[str, RollupKey]], count: int, session_ms: int
+) -> None:
+    for rollup_key in keys:
+        delta = deltas.get(rollup_key)
+        if delta is None:
+            delta = deltas[rollup_key] = Delta()
+        delta.count += count
+        delta.session_ms += session_ms
+
+
 def add_contribution(
     deltas: Deltas, record: Classification | GroupMembership | Comment, sign: int = 1
 ) -> None:
@@ -339,28 +368,54 @@ def add_contribution(
     A :class:`Classification` counts for the global, project, workflow and user rollups; each
     of its :class:`GroupMembership` rows for the group rollups.
     """
-    session_ms = 0
-    if isinstance(record, Comment):
-        values: dict[str, int | None] = {"project_id": record.project_id, "user_id": record.user_id}
-        keys = _rollup_keys(COMMENT_ROLLUPS, values, record.event_time.date())
-    else:
-        session_ms = session_milliseconds(record.session_time) * sign
-        values = {
-            "project_id": record.project_id,
-            "workflow_id": record.workflow_id,
-            "user_id": record.user_id,
-        }
-        rollups = _PER_CLASSIFICATION_ROLLUPS
-        if isinstance(record, GroupMembership):
-            values["user_group_id"] = record.user_group_id
-            rollups = _PER_GROUP_ROLLUPS
-        keys = _rollup_keys(rollups, values, record.event_time.date())
-    for rollup_key in keys:
-        delta = deltas.get(rollup_key)
-        if delta is None:
-            delta = deltas[rollup_key] = Delta()
-        delta.count += sign
-        delta.session_ms += session_ms
+    session_ms = 0 if isinstance(record, Comment) else session_milliseconds(record.session_time)
+    _add(deltas, _contribution_keys(record), sign, session_ms * sign)
+
+
+def add_contributions(
+    deltas: Deltas,
+    records: Iterable[Classification | GroupMembership | Comment],
+    sign: int = 1,
+) -> None:
+    """:func:`add_contribution` for each of ``records``, with the same result in fewer steps.
+
+    Records that count with the same values on the same day are summed first, each with its
+    own rounded milliseconds: the classifications of one sitting then reach each rollup row
+    once instead of once each.
+    """
+    totals: dict[tuple[Any, ...], list[Any]] = {}
+    for record in records:
+        identity: tuple[Any, ...]
+        if isinstance(record, Classification):
+            identity = (
+                Classification,
+                record.project_id,
+                record.workflow_id,
+                record.user_id,
+                record.event_time.date(),
+            )
+            session_ms = session_milliseconds(record.session_time)
+        elif isinstance(record, GroupMembership):
+            identity = (
+                GroupMembership,
+                record.user_group_id,
+                record.project_id,
+                record.workflow_id,
+                record.user_id,
+                record.event_time.date(),
+            )
+            session_ms = session_milliseconds(record.session_time)
+        else:
+            identity = (Comment, record.project_id, record.user_id, record.event_time.date())
+            session_ms = 0
+        total = totals.get(identity)
+        if total is None:
+            totals[identity] = [record, 1, session_ms]
+        else:
+            total[1] += 1
+            total[2] += session_ms
+    for representative, count, session_ms in totals.values():
+        _add(deltas, _contribution_keys(representative), count * sign, session_ms * sign)
 
 
 def is_newer(incoming: Classification, stored: Classification) -> bool:

@@ -60,15 +60,23 @@ def rejection_for(event: object, reason: str) -> Rejection:
     )
 
 
-def ingest_events(
-    connection: Connection, dialect: Dialect, events: Sequence[object]
-) -> IngestSummary:
-    """Parse, store and count ``events``. A bad event is set aside; it never sinks the batch."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    summary = IngestSummary()
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """A batch of events read into records: everything about it that needs no database."""
+
+    classifications: list[Classification]  # distinct keys, in key order
+    comments: list[Comment]  # distinct keys, in key order
+    rejections: list[Rejection]
+    ignored: int
+    repeats_in_batch: int
+
+
+def parse_batch(events: Sequence[object]) -> ParsedBatch:
+    """Parse ``events``, set bad ones aside and collapse repeats inside the batch."""
     classifications: list[Classification] = []
     comments: list[Comment] = []
     rejections: list[Rejection] = []
+    ignored = 0
     for event in events:
         try:
             parsed = parse_event(event)
@@ -81,27 +89,45 @@ def ingest_events(
             comments.append(parsed)
         else:
             assert isinstance(parsed, Ignored)
-            summary.ignored += 1
-    summary.rejected = len(rejections)
+            ignored += 1
 
     distinct_classifications = latest_per_key(classifications)
     distinct_comments = first_per_key(comments)
-    repeats_in_batch = (len(classifications) - len(distinct_classifications)) + (
-        len(comments) - len(distinct_comments)
+    return ParsedBatch(
+        classifications=distinct_classifications,
+        comments=distinct_comments,
+        rejections=rejections,
+        ignored=ignored,
+        repeats_in_batch=(len(classifications) - len(distinct_classifications))
+        + (len(comments) - len(distinct_comments)),
     )
 
+
+def store_batch(connection: Connection, dialect: Dialect, batch: ParsedBatch) -> IngestSummary:
+    """Store a parsed batch and apply its rollup changes; safe to run again after a rollback."""
+    now = datetime.now(UTC).replace(tzinfo=None)
     deltas: Deltas = {}
     stored = [
-        store_classifications(connection, dialect, distinct_classifications, deltas, now=now),
-        store_comments(connection, dialect, distinct_comments, deltas, now=now),
+        store_classifications(connection, dialect, batch.classifications, deltas, now=now),
+        store_comments(connection, dialect, batch.comments, deltas, now=now),
     ]
-    store_rejections(connection, dialect, rejections, now=now)
+    store_rejections(connection, dialect, batch.rejections, now=now)
     apply_deltas(connection, dialect, deltas)
 
-    summary.inserted = sum(outcome.inserted for outcome in stored)
-    summary.updated = sum(outcome.updated for outcome in stored)
-    summary.duplicates = repeats_in_batch + sum(outcome.duplicates for outcome in stored)
-    return summary
+    return IngestSummary(
+        inserted=sum(outcome.inserted for outcome in stored),
+        duplicates=batch.repeats_in_batch + sum(outcome.duplicates for outcome in stored),
+        updated=sum(outcome.updated for outcome in stored),
+        ignored=batch.ignored,
+        rejected=len(batch.rejections),
+    )
+
+
+def ingest_events(
+    connection: Connection, dialect: Dialect, events: Sequence[object]
+) -> IngestSummary:
+    """Parse, store and count ``events``. A bad event is set aside; it never sinks the batch."""
+    return store_batch(connection, dialect, parse_batch(events))
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from eras.ingest.events import (
     Deltas,
     GroupMembership,
     add_contribution,
+    add_contributions,
     group_memberships,
     is_newer,
 )
@@ -75,9 +76,26 @@ def _classification_row(record: Classification, now: datetime) -> dict[str, Any]
 
 
 def _group_rows(memberships: Iterable[GroupMembership], now: datetime) -> list[dict[str, Any]]:
+    # Spelled out: dataclasses.asdict deep-copies every value, which costs more than the insert.
     return [
-        {**asdict(membership), "created_at": now, "updated_at": now} for membership in memberships
+        {
+            "classification_id": membership.classification_id,
+            "event_time": membership.event_time,
+            "user_group_id": membership.user_group_id,
+            "session_time": membership.session_time,
+            "project_id": membership.project_id,
+            "user_id": membership.user_id,
+            "workflow_id": membership.workflow_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for membership in memberships
     ]
+
+
+# Built INSERT statements by dialect, table, columns, conflict clause and returned columns.
+# Building one, and working out its cache key, costs more than SQLite takes to run it.
+_INSERTS: dict[tuple[str, Table, tuple[str, ...], Callable[[Any], Any], tuple[str, ...]], Any] = {}
 
 
 def _insert_rows(
@@ -88,39 +106,50 @@ def _insert_rows(
     on_conflict: Callable[[Any], Any],
     returning: Sequence[Any] = (),
 ) -> list[Any]:
-    """INSERT ``rows`` (all with the same keys) in order, in one statement per page.
+    """INSERT ``rows`` (all with the same keys) in order.
 
-    ``on_conflict`` adds the ON CONFLICT clause to the dialect's INSERT; ``returning`` columns
-    come back for the rows actually written.
+    ``on_conflict``, a module-level function so that the statement can be kept, adds the
+    ON CONFLICT clause to the dialect's INSERT; ``returning`` columns come back for the rows
+    actually written.
     """
     if not rows:
         return []
-    columns = list(rows[0])
-    source = dialect.rows_source(table, columns, rows)
-    if source is None:
-        statement = on_conflict(dialect.insert(table))
-        parameters: Any = rows
-    else:
-        statement = on_conflict(dialect.insert(table).from_select(columns, source))
-        parameters = None
-    if returning:
-        return list(connection.execute(statement.returning(*returning), parameters))
-    connection.execute(statement, parameters)
-    return []
+    columns = tuple(rows[0])
+    cache_key = (dialect.name, table, columns, on_conflict, tuple(c.name for c in returning))
+    statement = _INSERTS.get(cache_key)
+    if statement is None:
+        source = dialect.rows_source(table, columns)
+        insert = dialect.insert(table)
+        statement = on_conflict(insert if source is None else insert.from_select(columns, source))
+        if returning:
+            statement = statement.returning(*returning)
+        _INSERTS[cache_key] = statement
+    parameters: Any = (
+        rows if statement.select is None else dialect.rows_parameters(table, columns, rows)
+    )
+    result = connection.execute(statement, parameters)
+    return list(result) if returning else []
+
+
+def _do_nothing(statement: Any) -> Any:
+    return statement.on_conflict_do_nothing()
+
+
+def _add_to_existing(statement: Any) -> Any:
+    table = statement.table
+    increments = {"count": table.c.count + statement.excluded.count}
+    if "session_ms" in table.c:
+        increments["session_ms"] = table.c.session_ms + statement.excluded.session_ms
+    return statement.on_conflict_do_update(
+        index_elements=table.primary_key.columns, set_=increments
+    )
 
 
 def _insert_new(
     connection: Connection, dialect: Dialect, table: Table, rows: list[dict[str, Any]], key: Any
 ) -> set[tuple[Any, ...]]:
     """Insert rows whose key is not stored yet; return the keys that were actually inserted."""
-    written = _insert_rows(
-        connection,
-        dialect,
-        table,
-        rows,
-        lambda statement: statement.on_conflict_do_nothing(),
-        returning=key,
-    )
+    written = _insert_rows(connection, dialect, table, rows, _do_nothing, returning=key)
     return {tuple(row) for row in written}
 
 
@@ -201,8 +230,7 @@ def _replace_stored(
     memberships = [membership for record in records for membership in group_memberships(record)]
     if memberships:
         connection.execute(groups.insert(), _group_rows(memberships, now))
-    for membership in memberships:
-        add_contribution(deltas, membership)
+    add_contributions(deltas, memberships)
 
 
 def _insert_memberships(
@@ -228,10 +256,9 @@ def _insert_memberships(
         _group_rows(memberships, now),
         (groups.c.classification_id, groups.c.event_time, groups.c.user_group_id),
     )
-    for membership in memberships:
-        key = (membership.classification_id, membership.event_time, membership.user_group_id)
-        if key in inserted:
-            add_contribution(deltas, membership)
+    add_contributions(
+        deltas, (membership for membership in memberships if membership.key in inserted)
+    )
 
 
 def store_classifications(
@@ -261,8 +288,7 @@ def store_classifications(
         (table.c.classification_id, table.c.event_time),
     )
     new_records = [record for record in records if record.key in inserted]
-    for record in new_records:
-        add_contribution(deltas, record)
+    add_contributions(deltas, new_records)
     _insert_memberships(connection, dialect, new_records, deltas, now)
     outcome.inserted = len(new_records)
 
@@ -315,9 +341,7 @@ def store_comments(
     inserted = _insert_new(
         connection, dialect, table, rows, (table.c.comment_id, table.c.event_time)
     )
-    for record in records:
-        if record.key in inserted:
-            add_contribution(deltas, record)
+    add_contributions(deltas, (record for record in records if record.key in inserted))
     return StoreOutcome(inserted=len(inserted), duplicates=len(records) - len(inserted))
 
 
@@ -345,13 +369,7 @@ def store_rejections(
         }
         for rejection in rejections
     ]
-    _insert_rows(
-        connection,
-        dialect,
-        rejected_events,
-        rows,
-        lambda statement: statement.on_conflict_do_nothing(),
-    )
+    _insert_rows(connection, dialect, rejected_events, rows, _do_nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,16 +442,7 @@ def apply_deltas(connection: Connection, dialect: Dialect, deltas: Deltas) -> No
             if has_session:
                 row["session_ms"] = session_ms
             rows.append(row)
-
-        def add_to_existing(statement: Any, table: Table = table) -> Any:
-            increments = {"count": table.c.count + statement.excluded.count}
-            if "session_ms" in table.c:
-                increments["session_ms"] = table.c.session_ms + statement.excluded.session_ms
-            return statement.on_conflict_do_update(
-                index_elements=table.primary_key.columns, set_=increments
-            )
-
-        _insert_rows(connection, dialect, table, rows, add_to_existing)
+        _insert_rows(connection, dialect, table, rows, _add_to_existing)
         emptied = [key for key, count, _ in entries if count < 0]
         for chunk in _chunks(emptied):
             connection.execute(
