@@ -7,6 +7,9 @@ import csv
 import gzip
 import json
 import shutil
+import signal
+import subprocess
+import time
 import zipfile
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
@@ -18,10 +21,14 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from eras.bulk.formats import Rejected, read_ndjson
+from eras.bulk.inputs import InputFile
+from eras.bulk.loader import BLOCK_SIZE, LoadOptions, load, open_inputs
+from eras.bulk.progress import LoadProgress
 from eras.store.database import Database
 from eras.store.schema import classification_events, comment_events
 from tests import stored
-from tests.bulk_helpers import another_database, dump_original_tables, ingest, run_eras
+from tests.bulk_helpers import ERAS, another_database, dump_original_tables, ingest, run_eras
 from tests.conftest import client_for, make_settings
 from tests.factories import FIXTURES, classification, comment, fixture_event, post_events
 from tests.model import expected_classification_rollups
@@ -499,3 +506,124 @@ class TestStreamAfterMigration:
         }
         verify = run_eras(database_url, "verify", "--no-progress")
         assert verify.returncode == 0, verify.stdout
+
+
+# --- ndjson parsed in several processes ------------------------------------------------------
+
+
+def mixed_ndjson(path: Path, lines: int) -> Path:
+    """ndjson with every kind of line and line end, repeats and updates far apart: several
+    parser blocks, and many chunks at a small --chunk-size."""
+    bad = classification(1)
+    bad["data"]["id"] = "bad"
+    out = []
+    for n in range(lines):
+        if n % 101 == 0:
+            line = b"{not json"
+        elif n % 103 == 0:
+            line = b"   "
+        elif n % 107 == 0:
+            line = orjson.dumps({"payload": [classification(5_000 + n), bad, comment(n)]})
+        elif n % 109 == 0:
+            line = orjson.dumps({"source": "panoptes", "type": "subject", "data": {}})
+        elif n % 97 == 0:
+            line = orjson.dumps(comment(n % 400, project_id=n % 3 or None))
+        else:
+            # Each id comes back every 1,500 lines with a later updated_at (or none, a repeat).
+            round_ = n // 1_500
+            line = orjson.dumps(
+                classification(
+                    n % 1_500 + 1,
+                    updated_at=None if round_ == 2 else f"2023-10-01T00:00:{round_:02d}.000Z",
+                    project=1 + (n + round_) % 4,
+                    workflow=10 + n % 5,
+                    user=n % 7 or None,
+                    groups=[1 + n % 3] if n % 2 else None,
+                )
+            )
+        end = b"\r\n" if n % 13 == 0 else b"\r" if n % 211 == 0 else b"\n"
+        out.append(line + end)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def read_rejects(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class TestParallelParsing:
+    def test_parser_processes_load_what_one_process_loads(self, database_url, database, tmp_path):
+        path = mixed_ndjson(tmp_path / "mixed.ndjson", 7_000)
+        assert path.stat().st_size > 3 * BLOCK_SIZE  # several blocks for the parsers
+        result = ingest(
+            database_url, "--chunk-size", "250", "--rejects", tmp_path / "parallel.ndjson", path
+        )
+        assert result.returncode == 1, result.stderr
+
+        # Rejects name the lines the line-by-line reader gives them.
+        file = InputFile(path)
+        with file.sources() as sources:
+            expected = [
+                {"line": item.line, "event": item.event, "reason": item.reason}
+                for item in read_ndjson(next(sources).lines())
+                if isinstance(item, Rejected)
+            ]
+        rejected = read_rejects(tmp_path / "parallel.ndjson")
+        assert [
+            {"line": entry["line"], "event": entry.get("event"), "reason": entry["reason"]}
+            for entry in rejected
+        ] == expected
+
+        # One process cutting the text into many small blocks stores the same, counts the same.
+        with another_database(database_url, tmp_path) as other_url:
+            other = Database(other_url)
+            try:
+                options = LoadOptions(
+                    chunk_size=250,
+                    rejects_path=tmp_path / "serial.ndjson",
+                    jobs=1,
+                    block_size=4_096,
+                )
+                with LoadProgress(enabled=False) as progress:
+                    report = load(other, open_inputs([path], options), options, progress)
+                assert f"total: {_summary(report.total.as_dict())}" in result.stdout
+                assert read_rejects(tmp_path / "serial.ndjson") == rejected
+                assert raw_counts(other) == raw_counts(database)
+                assert stored.all_rollups(other) == stored.all_rollups(database)
+            finally:
+                other.dispose()
+        assert report.total.updated and report.total.duplicates and report.total.ignored
+        assert run_eras(database_url, "verify", "--no-progress").returncode == 0
+
+        again = ingest(database_url, "--rejects", tmp_path / "again.ndjson", path)
+        assert "inserted 0" in again.stdout and "updated 0" in again.stdout
+
+    @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+    def test_ctrl_c_stops_the_parser_processes(self, database_url, tmp_path):
+        path = mixed_ndjson(tmp_path / "mixed.ndjson", 60_000)
+        process = subprocess.Popen(
+            [str(ERAS), "ingest", "--no-progress", "--rejects", str(tmp_path / "r.ndjson"), path],
+            env={"ERAS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        parsers: list[int] = []
+        deadline = time.monotonic() + 30
+        while not parsers and process.poll() is None and time.monotonic() < deadline:
+            parsers = [int(pid) for pid in children.read_text().split()]
+            time.sleep(0.01)
+        assert parsers, "no parser process started"
+        time.sleep(0.3)  # well into the load
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode != 0
+        # Only the loading process reports the interrupt; its parsers are gone with it.
+        assert stderr.count(b"KeyboardInterrupt") == 1
+        for pid in parsers:
+            assert not Path(f"/proc/{pid}").exists()
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {value:,}" for name, value in counts.items())

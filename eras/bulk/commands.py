@@ -13,7 +13,7 @@ from typing import Final, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from eras.bulk.loader import LoadError, LoadOptions, LoadReport, load, open_inputs
+from eras.bulk.loader import LoadError, LoadOptions, LoadReport, load, open_inputs, parsers
 from eras.bulk.progress import LoadProgress, StepProgress
 from eras.ingest.service import IngestSummary
 from eras.store.database import Database
@@ -47,8 +47,12 @@ def ingest(
         # Every file's format is checked, and --project-id demanded, before any row is read.
         files = open_inputs(paths, options)
         ensure_current(database)
-        with LoadProgress(enabled=show_progress) as progress:
-            report = load(database, files, options, progress)
+        # Parser processes first: they are forked before the progress bar starts its thread.
+        with (
+            parsers(files, options) as pool,
+            LoadProgress(enabled=show_progress) as progress,
+        ):
+            report = load(database, files, options, progress, pool=pool)
     except (LoadError, SchemaOutOfDate) as error:
         return _fail("ingest", str(error), err)
     except SQLAlchemyError as error:

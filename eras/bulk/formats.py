@@ -8,9 +8,10 @@ the line number where the bad row starts and the reason.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -29,6 +30,7 @@ from eras.ingest.events import (
     parse_timestamp,
     session_seconds,
 )
+from eras.store.bulk import ClassificationRow, CommentRow, classification_row, comment_row
 
 # Panoptes exports carry annotations and subject data of any size in one field.
 csv.field_size_limit(2**31 - 1)
@@ -51,9 +53,12 @@ Reader = Callable[[Iterable[str]], Iterator[Item]]
 # --- ndjson --------------------------------------------------------------------------------
 
 
-def read_ndjson(lines: Iterable[str]) -> Iterator[Item]:
-    """One stream event per line, or one ``{"payload": [...]}`` body per line."""
-    for number, line in enumerate(lines, start=1):
+def read_ndjson(lines: Iterable[str], *, first_line: int = 1) -> Iterator[Item]:
+    """One stream event per line, or one ``{"payload": [...]}`` body per line.
+
+    ``first_line`` is the number of the first of ``lines`` in its source.
+    """
+    for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
@@ -70,6 +75,44 @@ def read_ndjson(lines: Iterable[str]) -> Iterator[Item]:
                 yield _stream_event(event, number, position)
         else:
             yield _stream_event(document, number, None)
+
+
+@dataclass(slots=True)
+class ParsedBlock:
+    """What :func:`parse_ndjson_block` read: records as staging rows, ready to store.
+
+    Compact on purpose: a block travels back from a parser process pickled, and tuples of
+    numbers and text pickle several times faster than records holding datetimes.
+    """
+
+    classifications: list[ClassificationRow] = field(default_factory=list)
+    comments: list[CommentRow] = field(default_factory=list)
+    # Which list each record went to, in input order (0 classification, 1 comment): a chunk ends
+    # after a given number of records, whichever their kind.
+    kinds: bytearray = field(default_factory=bytearray)
+    ignored: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    items: int = 0  # records, ignored events and rejected rows
+
+
+def parse_ndjson_block(text: str, first_line: int) -> ParsedBlock:
+    """Read a block of ndjson lines, the first of them line ``first_line`` of its source."""
+    block = ParsedBlock()
+    classifications, comments, kinds = block.classifications, block.comments, block.kinds
+    # newline="" splits lines exactly where the source's text stream does.
+    for item in read_ndjson(io.StringIO(text, newline=""), first_line=first_line):
+        block.items += 1
+        if isinstance(item, Classification):
+            classifications.append(classification_row(item))
+            kinds.append(0)
+        elif isinstance(item, Comment):
+            comments.append(comment_row(item))
+            kinds.append(1)
+        elif isinstance(item, Rejected):
+            block.rejected.append(item)
+        else:
+            block.ignored += 1
+    return block
 
 
 def _is_body(document: object) -> bool:

@@ -97,6 +97,45 @@ class Source:
         except _READ_ERRORS as error:
             raise InputError(f"cannot read {self.name}: {error}") from None
 
+    def blocks(self, size: int) -> Iterator[tuple[int, str]]:
+        """The text in blocks of whole lines, about ``size`` characters each (a longer line makes a
+        longer block), with the number of each block's first line.
+
+        Lines end where :meth:`lines` ends them: at ``\n``, ``\r\n`` or a lone ``\r``.
+        """
+        line = 1
+        parts = [self.first_line] if self.first_line else []
+        while True:
+            try:
+                text = self.text.read(size)
+            except _READ_ERRORS as error:
+                raise InputError(f"cannot read {self.name}: {error}") from None
+            if not text:
+                break
+            end = _after_last_line_end(text)
+            if not end:
+                parts.append(text)
+                continue
+            parts.append(text[:end])
+            block = "".join(parts)
+            parts = [text[end:]] if end < len(text) else []
+            yield line, block
+            line += _line_ends(block)
+        if parts:
+            yield line, "".join(parts)
+
+
+def _after_last_line_end(text: str) -> int:
+    """Where the last complete line of ``text`` ends, 0 if none does. A ``\r`` at the very end
+    may be the start of a ``\r\n``, so it does not end a line yet."""
+    return max(text.rfind("\n"), text.rfind("\r", 0, len(text) - 1)) + 1
+
+
+def _line_ends(text: str) -> int:
+    if "\r" not in text:
+        return text.count("\n")
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
 
 class InputFile:
     """A file on disk and how far into it reading has got, for progress and its ETA."""
@@ -108,6 +147,7 @@ class InputFile:
         except OSError as error:
             raise InputError(f"cannot read {path}: {error.strerror or error}") from None
         self._raw: IO[bytes] | None = None
+        self.kinds: set[Kind] = set()  # of its non-empty sources, once they have been opened
 
     def position(self) -> int:
         """Bytes of the file read so far (compressed bytes for a compressed file)."""

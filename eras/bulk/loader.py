@@ -4,13 +4,24 @@ Reading and parsing run in the calling thread while a single writer thread store
 chunk: both databases release the GIL while they execute SQL, so parsing the next chunk
 overlaps with storing this one. At most two chunks wait for the writer, which bounds memory
 whatever the size of the input.
+
+ndjson is parsed in blocks of lines by a pool of parser processes when more than one CPU is
+available: parsing costs far more than storing, and one interpreter runs Python on one core at
+a time. The calling thread hands out blocks in order, takes the parsed blocks back in the same
+order, writes the rejects and cuts the records into chunks exactly where a single process
+would; the one writer thread keeps storing chunks in input order. A bounded number of blocks is
+in flight, so memory stays bounded as well.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +32,11 @@ from typing import IO, Final
 import orjson
 
 from eras.bulk.formats import (
+    ParsedBlock,
     Reader,
     Rejected,
     panoptes_reader,
+    parse_ndjson_block,
     read_eras_classifications,
     read_eras_comments,
     read_eras_groups,
@@ -33,18 +46,38 @@ from eras.bulk.inputs import Format, InputError, InputFile, Kind, Source
 from eras.bulk.progress import LoadProgress
 from eras.ingest.events import Classification, Comment, GroupMembership, Ignored
 from eras.ingest.service import IngestSummary
-from eras.store.bulk import Chunk, store_chunk
+from eras.store.bulk import (
+    Chunk,
+    ClassificationRow,
+    classification_row,
+    comment_row,
+    store_chunk,
+)
 from eras.store.database import Database
 from eras.store.ingest import StoreOutcome
 
 DEFAULT_CHUNK_SIZE: Final = 50_000
 _PENDING_CHUNKS: Final = 2
 _PROGRESS_EVERY: Final = 4096  # rows between progress updates
+# Characters of ndjson per block handed to a parser: a few thousand events, so handing blocks
+# out and back costs little next to parsing them.
+BLOCK_SIZE: Final = 1 << 20
+_BLOCKS_PER_PARSER: Final = 2  # blocks in flight per parser process
+_MAX_JOBS: Final = 8  # more parsers than this outrun the one writer
 
 MISSING_PROJECT_ID: Final = (
     "panoptes-csv exports have no project column: give the project they belong to "
     "with --project-id N"
 )
+
+
+def default_jobs() -> int:
+    """Parser processes: one per CPU this process may run on."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_JOBS))
 
 
 def default_rejects_path() -> Path:
@@ -63,6 +96,9 @@ class LoadOptions:
     project_id: int | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     rejects_path: Path = field(default_factory=default_rejects_path)
+    # Processes parsing ndjson; 1 parses in the loading process itself.
+    jobs: int = field(default_factory=default_jobs)
+    block_size: int = BLOCK_SIZE
 
 
 @dataclass(slots=True)
@@ -88,6 +124,8 @@ def check_options(options: LoadOptions) -> None:
         raise LoadError(MISSING_PROJECT_ID)
     if options.chunk_size < 1:
         raise LoadError("--chunk-size must be at least 1")
+    if options.jobs < 1:
+        raise LoadError("--jobs must be at least 1")
 
 
 def open_inputs(paths: Sequence[Path], options: LoadOptions) -> list[InputFile]:
@@ -99,6 +137,8 @@ def open_inputs(paths: Sequence[Path], options: LoadOptions) -> list[InputFile]:
             with file.sources() as sources:
                 for source in sources:
                     _check_kind(source, options)
+                    if source.kind is not None:
+                        file.kinds.add(source.kind)
     except InputError as error:
         raise LoadError(str(error)) from None
     return files
@@ -206,6 +246,67 @@ def _writer(database: Database) -> Iterator[ChunkWriter]:
         writer.close()
 
 
+# --- parser processes ----------------------------------------------------------------------
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches every process of the terminal's process group: the loading process alone
+    # handles it, and shuts its parsers down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def parsers(files: Sequence[InputFile], options: LoadOptions) -> Iterator[Executor | None]:
+    """Parser processes for the ndjson among ``files``, or ``None`` to parse in this process.
+
+    Enter this before starting any thread (the progress bar's, the writer): the processes are
+    forked at once, and a fork only copies the forking thread. They stop when the block exits,
+    on an error or Ctrl-C as well: blocks not yet parsed are cancelled.
+    """
+    if options.jobs < 2 or not any(Kind.NDJSON in file.kinds for file in files):
+        yield None
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    pool = ProcessPoolExecutor(options.jobs, mp_context=context, initializer=_ignore_interrupts)
+    try:
+        # With fork, the first task starts every process; nothing else runs in this one yet.
+        pool.submit(os.getpid)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _parsed_blocks(
+    source: Source, options: LoadOptions, pool: Executor | None
+) -> Iterator[ParsedBlock]:
+    """The source's ndjson parsed block by block, in order."""
+    blocks = source.blocks(options.block_size)
+    if pool is None:
+        for first_line, text in blocks:
+            yield parse_ndjson_block(text, first_line)
+        return
+    pending: deque[Future[ParsedBlock]] = deque()
+    in_flight = _BLOCKS_PER_PARSER * options.jobs
+    try:
+        for first_line, text in blocks:
+            if len(pending) >= in_flight:
+                yield _result(pending.popleft())
+            pending.append(pool.submit(parse_ndjson_block, text, first_line))
+        while pending:
+            yield _result(pending.popleft())
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _result(future: Future[ParsedBlock]) -> ParsedBlock:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise LoadError("a parser process stopped unexpectedly") from None
+
+
 # --- loading -------------------------------------------------------------------------------
 
 
@@ -214,8 +315,13 @@ def load(
     files: Sequence[InputFile],
     options: LoadOptions,
     progress: LoadProgress,
+    *,
+    pool: Executor | None = None,
 ) -> LoadReport:
-    """Load every source of every file; a bad row is set aside, never fatal."""
+    """Load every source of every file; a bad row is set aside, never fatal.
+
+    ``pool`` parses ndjson (see :func:`parsers`); without one it is parsed in this process.
+    """
     report = LoadReport()
     rejects = RejectsFile(options.rejects_path)
     try:
@@ -226,7 +332,7 @@ def load(
                 with file.sources() as sources:
                     for source in sources:
                         source_report, source_rows = _load_source(
-                            source, file, options, writer, rejects, progress, rows
+                            source, file, options, writer, rejects, progress, rows, pool
                         )
                         rows += source_rows
                         report.sources.append(source_report)
@@ -241,6 +347,54 @@ def load(
     return report
 
 
+class _Chunks:
+    """Cuts records into chunks of ``size`` records in input order and hands each to the
+    writer."""
+
+    def __init__(
+        self, writer: ChunkWriter, summary: IngestSummary, size: int, *, replace_groups: bool
+    ) -> None:
+        self._writer = writer
+        self._summary = summary
+        self._size = size
+        self._replace_groups = replace_groups
+        self.chunk = self._new()
+
+    def _new(self) -> Chunk:
+        return Chunk([], [], [], replace_groups=self._replace_groups)
+
+    def full(self) -> None:
+        """Hand the chunk over if it holds ``size`` records."""
+        if len(self.chunk) >= self._size:
+            self._writer.submit(self.chunk, self._summary)
+            self.chunk = self._new()
+
+    def add_block(self, block: ParsedBlock) -> None:
+        if not block.comments:
+            self._add_classifications(block.classifications)
+            return
+        classifications, comments = iter(block.classifications), iter(block.comments)
+        for kind in block.kinds:
+            if kind:
+                self.chunk.comments.append(next(comments))
+            else:
+                self.chunk.classifications.append(next(classifications))
+            self.full()
+
+    def _add_classifications(self, rows: Sequence[ClassificationRow]) -> None:
+        start = 0
+        while start < len(rows):
+            room = self._size - len(self.chunk)
+            self.chunk.classifications.extend(rows[start : start + room])
+            start += room
+            self.full()
+
+    def finish(self) -> None:
+        if len(self.chunk):
+            self._writer.submit(self.chunk, self._summary)
+        self.chunk = self._new()
+
+
 def _load_source(
     source: Source,
     file: InputFile,
@@ -249,6 +403,7 @@ def _load_source(
     rejects: RejectsFile,
     progress: LoadProgress,
     rows_before: int,
+    pool: Executor | None,
 ) -> tuple[SourceReport, int]:
     report = SourceReport(source.name, source.kind)
     if source.kind is None:
@@ -256,28 +411,36 @@ def _load_source(
     summary = report.summary
     # The original's classification_events rows leave group membership to its own table.
     replace_groups = source.kind is not Kind.CLASSIFICATION_EVENTS
-    chunk = Chunk([], [], [], replace_groups=replace_groups)
+    chunks = _Chunks(writer, summary, options.chunk_size, replace_groups=replace_groups)
     rows = 0
-    for item in _reader(source.kind, options)(source.lines()):
-        rows += 1
-        if isinstance(item, Classification):
-            chunk.classifications.append(item)
-        elif isinstance(item, Comment):
-            chunk.comments.append(item)
-        elif isinstance(item, GroupMembership):
-            chunk.group_rows.append(item)
-        elif isinstance(item, Ignored):
-            summary.ignored += 1
-        else:
-            summary.rejected += 1
-            rejects.write(source.name, item)
-        if len(chunk) >= options.chunk_size:
-            writer.submit(chunk, summary)
-            chunk = Chunk([], [], [], replace_groups=replace_groups)
-        if rows % _PROGRESS_EVERY == 0:
+    if source.kind is Kind.NDJSON:
+        for block in _parsed_blocks(source, options, pool):
+            rows += block.items
+            summary.ignored += block.ignored
+            summary.rejected += len(block.rejected)
+            for rejected in block.rejected:
+                rejects.write(source.name, rejected)
+            chunks.add_block(block)
             progress.update(position=file.position(), rows=rows_before + rows)
-    if len(chunk):
-        writer.submit(chunk, summary)
+    else:
+        for item in _reader(source.kind, options)(source.lines()):
+            rows += 1
+            chunk = chunks.chunk
+            if isinstance(item, Classification):
+                chunk.classifications.append(classification_row(item))
+            elif isinstance(item, Comment):
+                chunk.comments.append(comment_row(item))
+            elif isinstance(item, GroupMembership):
+                chunk.group_rows.append(item)
+            elif isinstance(item, Ignored):
+                summary.ignored += 1
+            else:
+                summary.rejected += 1
+                rejects.write(source.name, item)
+            chunks.full()
+            if rows % _PROGRESS_EVERY == 0:
+                progress.update(position=file.position(), rows=rows_before + rows)
+    chunks.finish()
     # Every chunk of this source is stored before its summary is reported.
     writer.drain()
     return report, rows

@@ -18,7 +18,7 @@ Nothing here commits: the caller owns the transaction, one per chunk.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -53,9 +53,6 @@ from eras.ingest.events import (
     Classification,
     Comment,
     GroupMembership,
-    first_per_key,
-    group_memberships,
-    latest_per_key,
 )
 from eras.store.dialect import Dialect
 from eras.store.ingest import StoreOutcome
@@ -77,9 +74,32 @@ class State(enum.IntEnum):
     NEWER = 2  # replaces the stored version, which had an earlier updated_at
 
 
+# classification_id, event_time, classification_updated_at, started_at, finished_at, project_id,
+# workflow_id, user_id, user_group_ids (JSON text), session_time, already_seen; then, not staged,
+# the groups the classification counts toward (Classification.group_ids).
+ClassificationRow = tuple[
+    int,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    int,
+    int,
+    int | None,
+    str | None,
+    float,
+    bool | None,
+    tuple[int, ...],
+]
+# comment_id, event_time, project_id, user_id
+CommentRow = tuple[int, str, int | None, int | None]
+
+
 @dataclass(slots=True)
 class Chunk:
-    """Records to store in one transaction.
+    """Records to store in one transaction: classifications and comments as staging rows
+    (:func:`classification_row`, :func:`comment_row`), group rows of the original's dump as they
+    were read.
 
     ``replace_groups`` says where group membership comes from. For stream events (ndjson,
     Panoptes exports) it is each classification's ``group_ids``: the group rows are written with
@@ -88,8 +108,8 @@ class Chunk:
     ``group_rows``; loading a ``classification_events`` row then leaves group rows alone.
     """
 
-    classifications: list[Classification]
-    comments: list[Comment]
+    classifications: list[ClassificationRow]
+    comments: list[CommentRow]
     group_rows: list[GroupMembership]
     replace_groups: bool = True
 
@@ -102,10 +122,12 @@ class Chunk:
 _staging = MetaData()
 
 
-def _temporary(name: str, *columns: Column[Any]) -> Table:
+def _temporary(name: str, *columns: Column[Any], **options: Any) -> Table:
     # PostgreSQL drops them at commit or rollback; SQLite drops them at the end of store_chunk
     # (a rollback undoes their creation there too, since SQLite DDL is transactional).
-    return Table(name, _staging, *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    return Table(
+        name, _staging, *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP", **options
+    )
 
 
 def _state() -> Column[Any]:
@@ -119,7 +141,9 @@ def _staged(name: str, raw: Table) -> Table:
         for column in raw.columns
         if column.name not in ("created_at", "updated_at", "comment_updated_at")
     ]
-    return _temporary(name, *columns, _state())
+    # Every staged row has its state updated: room left in each page keeps those updates on the
+    # page (HOT), instead of writing every row again elsewhere and into the key's index.
+    return _temporary(name, *columns, _state(), postgresql_with={"fillfactor": 50})
 
 
 stage_classifications = _staged("eras_stage_classifications", classification_events)
@@ -173,49 +197,85 @@ _DELTA_SOURCES: Final[dict[str, Table]] = {
 
 # --- filling the staging tables ------------------------------------------------------------
 #
-# Rows are built once, in the form each driver takes fastest: on SQLite timestamps are given as
-# the text SQLAlchemy stores there ('YYYY-MM-DD HH:MM:SS.ffffff'), so staged keys compare equal
-# to the keys POST /kinesis stored; psycopg's COPY adapts datetime objects in C. JSON is text.
+# Records reach the writer as rows in the column order of the staging tables, built where they
+# are parsed (in parser processes for ndjson), so the writer binds them as they are. Timestamps
+# are the text SQLAlchemy stores on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff'): there staged keys then
+# compare equal to the keys POST /kinesis stored, PostgreSQL's COPY reads the same text as a
+# timestamp, and being fixed-width it orders and compares like the datetimes it comes from.
 
-Stamp = Callable[[datetime], Any]
+_CLASSIFICATION_COLUMNS: Final = 11  # staged columns of a ClassificationRow
 
 
-def _as_stored_text(value: datetime) -> str:
+def _text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
-def _as_is(value: datetime) -> datetime:
-    return value
+def _optional_text(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(" ", "microseconds")
 
 
-def _stamp(dialect: Dialect) -> Stamp:
-    return _as_stored_text if dialect.name == "sqlite" else _as_is
+def classification_row(record: Classification) -> ClassificationRow:
+    event_time = record.event_time
+    text = _text(event_time)
+    # A stream event mostly carries one moment several times (created, updated, finished):
+    # comparing is far cheaper than formatting it again.
+    updated_at, finished_at = record.updated_at, record.finished_at
+    return (
+        record.classification_id,
+        text,
+        text if updated_at == event_time else _optional_text(updated_at),
+        _optional_text(record.started_at),
+        text if finished_at == event_time else _optional_text(finished_at),
+        record.project_id,
+        record.workflow_id,
+        record.user_id,
+        None if record.user_group_ids is None else orjson.dumps(record.user_group_ids).decode(),
+        record.session_time,
+        record.already_seen,
+        record.group_ids,
+    )
 
 
-def _classification_rows(records: Iterable[Classification], stamp: Stamp) -> list[tuple[Any, ...]]:
-    return [
-        (
-            record.classification_id,
-            stamp(record.event_time),
-            None if record.updated_at is None else stamp(record.updated_at),
-            None if record.started_at is None else stamp(record.started_at),
-            None if record.finished_at is None else stamp(record.finished_at),
-            record.project_id,
-            record.workflow_id,
-            record.user_id,
-            None if record.user_group_ids is None else orjson.dumps(record.user_group_ids).decode(),
-            record.session_time,
-            record.already_seen,
-        )
-        for record in records
-    ]
+def comment_row(record: Comment) -> CommentRow:
+    return (
+        record.comment_id,
+        _text(record.event_time),
+        record.project_id,
+        record.user_id,
+    )
 
 
-def _group_rows(rows: Iterable[GroupMembership], stamp: Stamp) -> list[tuple[Any, ...]]:
+def _latest_per_key(rows: Iterable[ClassificationRow]) -> list[ClassificationRow]:
+    """``latest_per_key`` for rows: repeats collapse to the version updated last (the first of
+    equals), in key order."""
+    latest: dict[tuple[int, str], ClassificationRow] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        kept = latest.get(key)
+        # is_newer: a version without updated_at never replaces; one with it replaces a version
+        # without, or with an earlier one.
+        if kept is None or (row[2] is not None and (kept[2] is None or row[2] > kept[2])):
+            latest[key] = row
+    return [latest[key] for key in sorted(latest)]
+
+
+def _first_per_key(rows: Iterable[CommentRow]) -> list[CommentRow]:
+    """``first_per_key`` for rows: the first copy of a repeat wins, in key order."""
+    first: dict[tuple[int, str], CommentRow] = {}
+    for row in rows:
+        first.setdefault((row[0], row[1]), row)
+    return [first[key] for key in sorted(first)]
+
+
+def _staged_classifications(rows: Iterable[ClassificationRow]) -> list[tuple[Any, ...]]:
+    return [row[:_CLASSIFICATION_COLUMNS] for row in rows]
+
+
+def _group_rows(rows: Iterable[GroupMembership]) -> list[tuple[Any, ...]]:
     return [
         (
             row.classification_id,
-            stamp(row.event_time),
+            _text(row.event_time),
             row.user_group_id,
             row.session_time,
             row.project_id,
@@ -226,20 +286,13 @@ def _group_rows(rows: Iterable[GroupMembership], stamp: Stamp) -> list[tuple[Any
     ]
 
 
-def _groups_of(records: Iterable[Classification]) -> list[GroupMembership]:
-    """The group rows stream classifications bring: one per distinct counted group."""
-    return [membership for record in records for membership in group_memberships(record)]
-
-
-def _comment_rows(records: Iterable[Comment], stamp: Stamp) -> list[tuple[Any, ...]]:
+def _groups_of(rows: Iterable[ClassificationRow]) -> list[tuple[Any, ...]]:
+    """The group rows stream classifications bring (``group_memberships``): one per counted
+    group, in the column order of the staged group rows."""
     return [
-        (
-            record.comment_id,
-            stamp(record.event_time),
-            record.project_id,
-            record.user_id,
-        )
-        for record in records
+        (row[0], row[1], group_id, row[9], row[5], row[7], row[6])
+        for row in rows
+        for group_id in row[11]
     ]
 
 
@@ -405,18 +458,16 @@ def _outcome(counts: dict[State, int], collapsed: int) -> StoreOutcome:
 def _store_classifications(
     connection: Connection,
     dialect: Dialect,
-    records: Sequence[Classification],
+    rows: Sequence[ClassificationRow],
     *,
     replace_groups: bool,
     now: datetime,
 ) -> tuple[StoreOutcome, bool]:
     """Returns the outcome and whether any stored version was replaced (rows withdrawn)."""
-    distinct = latest_per_key(records)
-    _fill(
-        connection, dialect, stage_classifications, _classification_rows(distinct, _stamp(dialect))
-    )
+    distinct = _latest_per_key(rows)
+    _fill(connection, dialect, stage_classifications, _staged_classifications(distinct))
     if replace_groups:
-        _fill(connection, dialect, stage_groups, _group_rows(_groups_of(distinct), _stamp(dialect)))
+        _fill(connection, dialect, stage_groups, _groups_of(distinct))
     _analyze(connection, dialect, stage_classifications, stage_groups)
     key = ("classification_id", "event_time")
     _insert_new(connection, dialect, stage_classifications, classification_events, key, now=now)
@@ -437,7 +488,7 @@ def _store_classifications(
             group_key = tuple_(stage_groups.c.classification_id, stage_groups.c.event_time)
             connection.execute(delete(stage_groups).where(group_key.in_(duplicates)))
         _store_staged_groups(connection, dialect, now=now)
-    return _outcome(counts, len(records) - len(distinct)), bool(counts.get(State.NEWER))
+    return _outcome(counts, len(rows) - len(distinct)), bool(counts.get(State.NEWER))
 
 
 def _store_staged_groups(connection: Connection, dialect: Dialect, *, now: datetime) -> None:
@@ -455,17 +506,17 @@ def _store_group_rows(
     # The first copy of a key wins, as for comments.
     distinct = list({row.key: row for row in reversed(rows)}.values())
     distinct.sort(key=lambda row: row.key)
-    _fill(connection, dialect, stage_groups, _group_rows(distinct, _stamp(dialect)))
+    _fill(connection, dialect, stage_groups, _group_rows(distinct))
     _analyze(connection, dialect, stage_groups)
     _store_staged_groups(connection, dialect, now=now)
     return _outcome(_state_counts(connection, stage_groups), len(rows) - len(distinct))
 
 
 def _store_comments(
-    connection: Connection, dialect: Dialect, records: Sequence[Comment], *, now: datetime
+    connection: Connection, dialect: Dialect, rows: Sequence[CommentRow], *, now: datetime
 ) -> StoreOutcome:
-    distinct = first_per_key(records)
-    _fill(connection, dialect, stage_comments, _comment_rows(distinct, _stamp(dialect)))
+    distinct = _first_per_key(rows)
+    _fill(connection, dialect, stage_comments, distinct)
     _analyze(connection, dialect, stage_comments)
     _insert_new(
         connection, dialect, stage_comments, comment_events, ("comment_id", "event_time"), now=now
@@ -482,7 +533,7 @@ def _store_comments(
             ).where(stage.c.state == State.NEW),
         )
     )
-    return _outcome(_state_counts(connection, stage), len(records) - len(distinct))
+    return _outcome(_state_counts(connection, stage), len(rows) - len(distinct))
 
 
 def _analyze(connection: Connection, dialect: Dialect, *tables: Table) -> None:
