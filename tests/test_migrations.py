@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from eras.app import create_app
 from eras.store.database import Database
 from eras.store.migrate import SchemaOutOfDate, current_revision, head_revision, migrate
-from eras.store.schema import metadata
+from eras.store.schema import ROLLUP_TABLES, metadata
 from tests.conftest import make_settings
 
 ERAS = Path(sys.executable).with_name("eras")
@@ -81,3 +83,76 @@ async def test_service_migrates_at_start_by_default(empty_database_url):
             assert current_revision(app.state.database) == head_revision()
     finally:
         await app.state.close()
+
+
+def _rollup_rows(database: Database) -> list[tuple[object, ...]]:
+    with database.read() as connection:
+        user_project = connection.execute(
+            text(
+                "SELECT user_id, project_id, day, count, session_ms "
+                "FROM classification_user_project_daily ORDER BY user_id, project_id, day"
+            )
+        ).all()
+        comments = connection.execute(text("SELECT day, count FROM comment_daily")).all()
+    return [tuple(row) for row in (*user_project, *comments)]
+
+
+def _without_rowid(database: Database) -> dict[str, bool]:
+    with database.read() as connection:
+        tables = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+        return {name: "WITHOUT ROWID" in sql.upper() for name, sql in tables}
+
+
+def test_upgrading_from_0001_keeps_rollup_rows(empty_database_url):
+    database = Database(empty_database_url)
+    try:
+        migrate(database, revision="0001")
+        with database.write() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO classification_user_project_daily "
+                    "(user_id, project_id, day, count, session_ms) VALUES "
+                    "(7, 3, '2024-01-02', 5, 1200), (7, 1, '2024-01-01', 2, 10)"
+                )
+            )
+            connection.execute(
+                text("INSERT INTO comment_daily (day, count) VALUES ('2024-01-01', 4)")
+            )
+        before = _rollup_rows(database)
+        assert len(before) == 3
+        migrate(database)
+        assert _rollup_rows(database) == before
+        if database.is_sqlite:
+            clustered = _without_rowid(database)
+            assert all(clustered[name] for name in ROLLUP_TABLES)
+            assert not clustered["classification_events"]
+    finally:
+        database.dispose()
+
+
+def test_downgrading_to_0001_keeps_rollup_rows(empty_database_url):
+    database = Database(empty_database_url)
+    try:
+        migrate(database)
+        with database.write() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO classification_user_project_daily "
+                    "(user_id, project_id, day, count, session_ms) "
+                    "VALUES (9, 2, '2023-05-06', 1, 7)"
+                )
+            )
+        before = _rollup_rows(database)
+        config = Config()
+        config.set_main_option(
+            "script_location", str(Path(__file__).parent.parent / "eras" / "store" / "migrations")
+        )
+        with database.write() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+        assert current_revision(database) == "0001"
+        assert _rollup_rows(database) == before
+        if database.is_sqlite:
+            assert not any(_without_rowid(database)[name] for name in ROLLUP_TABLES)
+    finally:
+        database.dispose()

@@ -77,9 +77,10 @@ class SQLiteDialect:
             # Step back six days, then forward to the next Monday: the Monday on or before `day`.
             expression = func.date(day, literal_column("'-6 days'"), literal_column("'weekday 1'"))
         elif period is Period.MONTH:
-            expression = func.strftime(literal_column("'%Y-%m-01'"), day)
+            # Cutting the text is several times cheaper per row than strftime's date parsing.
+            expression = func.substr(day, 1, 8).concat(literal_column("'01'"))
         else:
-            expression = func.strftime(literal_column("'%Y-01-01'"), day)
+            expression = func.substr(day, 1, 5).concat(literal_column("'01-01'"))
         return type_coerce(expression, Date)
 
     def rows_source(self, table: Table, columns: Sequence[str]) -> Select[Any] | None:

@@ -47,8 +47,8 @@ def ensure_current(database: Database) -> None:
         )
 
 
-def migrate(database: Database) -> None:
-    """Upgrade to head inside one transaction, serialised against other processes."""
+def migrate(database: Database, revision: str = "head") -> None:
+    """Upgrade to ``revision`` inside one transaction, serialised against other processes."""
     config = _config()
     with database.write() as connection:
         if not database.is_sqlite:
@@ -56,4 +56,4 @@ def migrate(database: Database) -> None:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
             )
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)

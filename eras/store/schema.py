@@ -105,7 +105,8 @@ def _rollup(name: str, dimensions: tuple[str, ...], *, with_session: bool) -> Ta
     columns.append(Column("count", BigInteger, nullable=False))
     if with_session:
         columns.append(Column("session_ms", BigInteger, nullable=False))
-    return Table(name, metadata, *columns)
+    # SQLite: clustered on the key, so one volunteer's or project's days are read in one pass.
+    return Table(name, metadata, *columns, sqlite_with_rowid=False)
 
 
 ROLLUP_TABLES: dict[str, Table] = {
