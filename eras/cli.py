@@ -129,10 +129,15 @@ def _ingest(arguments: argparse.Namespace) -> int:
         chunk_size=arguments.chunk_size,
         rejects_path=arguments.rejects or default_rejects_path(),
     )
-    database = _database()
+    settings = Settings()
+    database = Database(settings.database_url)
     try:
         return bulk_commands.ingest(
-            database, arguments.paths, options, show_progress=not arguments.no_progress
+            database,
+            arguments.paths,
+            options,
+            show_progress=not arguments.no_progress,
+            migrate_schema=settings.auto_migrate,
         )
     finally:
         database.dispose()

@@ -26,12 +26,15 @@ ERAS = Path(sys.executable).with_name("eras")
 
 
 def run_eras(
-    database_url: str, *arguments: str, cwd: Path | None = None
+    database_url: str,
+    *arguments: str,
+    cwd: Path | None = None,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``eras ARGUMENTS`` as a separate process against ``database_url``."""
     return subprocess.run(
         [str(ERAS), *arguments],
-        env={"ERAS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        env={"ERAS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin", **(environment or {})},
         # Not the repository: a default rejects file is written to the working directory.
         cwd=cwd or tempfile.gettempdir(),
         capture_output=True,

@@ -26,6 +26,7 @@ from eras.bulk.inputs import InputFile
 from eras.bulk.loader import BLOCK_SIZE, LoadOptions, load, open_inputs
 from eras.bulk.progress import LoadProgress
 from eras.store.database import Database
+from eras.store.migrate import current_revision, head_revision
 from eras.store.schema import classification_events, comment_events
 from tests import stored
 from tests.bulk_helpers import ERAS, another_database, dump_original_tables, ingest, run_eras
@@ -314,6 +315,30 @@ class TestRejectedRows:
         mismatch = ingest(database_url, "--format", "ndjson", EXAMPLE)
         assert mismatch.returncode == 2
         assert f"{EXAMPLE} holds panoptes-csv, not ndjson" in mismatch.stderr
+
+
+class TestSchema:
+    def test_an_empty_database_is_migrated_first(self, empty_database_url, tmp_path):
+        path = tmp_path / "events.ndjson"
+        path.write_bytes(orjson.dumps(classification(1, user=7)) + b"\n")
+        refused = run_eras(
+            empty_database_url,
+            "ingest",
+            "--no-progress",
+            str(path),
+            environment={"ERAS_AUTO_MIGRATE": "false"},
+        )
+        assert refused.returncode == 2
+        assert "run `eras migrate`" in refused.stderr
+
+        loaded = ingest(empty_database_url, path)
+        assert loaded.returncode == 0, loaded.stderr
+        database = Database(empty_database_url)
+        try:
+            assert current_revision(database) == head_revision()
+            assert raw_counts(database) == (1, 0)
+        finally:
+            database.dispose()
 
 
 QUERIES = (

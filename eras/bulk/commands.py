@@ -17,7 +17,7 @@ from eras.bulk.loader import LoadError, LoadOptions, LoadReport, load, open_inpu
 from eras.bulk.progress import LoadProgress, StepProgress
 from eras.ingest.service import IngestSummary
 from eras.store.database import Database
-from eras.store.migrate import SchemaOutOfDate, ensure_current
+from eras.store.migrate import SchemaOutOfDate, ensure_current, migrate
 from eras.store.rollups import ROLLUP_NAMES, rebuild_rollups, rollup_differences
 
 OK: Final = 0
@@ -40,13 +40,19 @@ def ingest(
     options: LoadOptions,
     *,
     show_progress: bool,
+    migrate_schema: bool = True,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
+    """Load ``paths``; with ``migrate_schema`` (ERAS_AUTO_MIGRATE), an empty or older
+    database is brought up to date first, as the service does when it starts."""
     try:
         # Every file's format is checked, and --project-id demanded, before any row is read.
         files = open_inputs(paths, options)
-        ensure_current(database)
+        if migrate_schema:
+            migrate(database)
+        else:
+            ensure_current(database)
         # Parser processes first: they are forked before the progress bar starts its thread.
         with (
             parsers(files, options) as pool,
