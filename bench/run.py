@@ -676,68 +676,67 @@ def render(results: dict[str, Any]) -> str:
         ),
         _row(*["---"] * 6),
     ]
-    for size in sizes:
-        for kind in kinds:
-            run = runs[str(size)][kind]
-            bulk, ingest = run["bulk"], run["ingest"]
+    present = [(size, kind) for size in sizes for kind in kinds if kind in runs[str(size)]]
+    for size, kind in present:
+        run = runs[str(size)][kind]
+        bulk, ingest = run["bulk"], run["ingest"]
+        lines.append(
+            _row(
+                kind,
+                f"{size:,}",
+                f"{bulk['events_per_second']:,.0f}",
+                f"{bulk['peak_rss_mib']:.0f} MiB",
+                f"{ingest['events_per_second']:,.0f}",
+                f"{ingest['p99_batch_ms']:.0f} ms",
+            )
+        )
+    for size, kind in present:
+        run = runs[str(size)][kind]
+        queries, raw = run["queries"], run["raw_ms"]
+        floor_rps = queries["loaded"][FLOOR]["rps"]
+        lines += [
+            "",
+            f"### Queries: {kind}, {size:,} events",
+            "",
+            "Targets: " + "; ".join(f"{k} {v}" for k, v in run["targets"].items()) + ".",
+            "",
+            _row(
+                "call",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                f"req/s at {HIGH_CONCURRENCY}",
+                f"p99 ms at {HIGH_CONCURRENCY}",
+                "% of floor req/s",
+                "raw tables ms",
+                "rollups faster by",
+            ),
+            _row(*["---"] * 9),
+        ]
+        for name in run["calls"]:
+            single, loaded = queries["single"][name], queries["loaded"][name]
+            raw_ms = raw.get(name)
             lines.append(
                 _row(
-                    kind,
-                    f"{size:,}",
-                    f"{bulk['events_per_second']:,.0f}",
-                    f"{bulk['peak_rss_mib']:.0f} MiB",
-                    f"{ingest['events_per_second']:,.0f}",
-                    f"{ingest['p99_batch_ms']:.0f} ms",
+                    name,
+                    f"{single['p50']:.2f}",
+                    f"{single['p95']:.2f}",
+                    f"{single['p99']:.2f}",
+                    f"{loaded['rps']:,.0f}",
+                    f"{loaded['p99']:.1f}",
+                    f"{100 * loaded['rps'] / floor_rps:.0f}%",
+                    "" if raw_ms is None else f"{raw_ms:,.1f}",
+                    "" if raw_ms is None else f"{raw_ms / single['p50']:,.0f}x",
                 )
             )
-    for size in sizes:
-        for kind in kinds:
-            run = runs[str(size)][kind]
-            queries, raw = run["queries"], run["raw_ms"]
-            floor_rps = queries["loaded"][FLOOR]["rps"]
-            lines += [
-                "",
-                f"### Queries: {kind}, {size:,} events",
-                "",
-                "Targets: " + "; ".join(f"{k} {v}" for k, v in run["targets"].items()) + ".",
-                "",
-                _row(
-                    "call",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    f"req/s at {HIGH_CONCURRENCY}",
-                    f"p99 ms at {HIGH_CONCURRENCY}",
-                    "% of floor req/s",
-                    "raw tables ms",
-                    "rollups faster by",
-                ),
-                _row(*["---"] * 9),
-            ]
-            for name in run["calls"]:
-                single, loaded = queries["single"][name], queries["loaded"][name]
-                raw_ms = raw.get(name)
-                lines.append(
-                    _row(
-                        name,
-                        f"{single['p50']:.2f}",
-                        f"{single['p95']:.2f}",
-                        f"{single['p99']:.2f}",
-                        f"{loaded['rps']:,.0f}",
-                        f"{loaded['p99']:.1f}",
-                        f"{100 * loaded['rps'] / floor_rps:.0f}%",
-                        "" if raw_ms is None else f"{raw_ms:,.1f}",
-                        "" if raw_ms is None else f"{raw_ms / single['p50']:,.0f}x",
-                    )
-                )
-            mixed = queries["mixed"]
-            rss = ", ".join(f"{value:.0f}" for value in run["worker_peak_rss_mib"])
-            lines += [
-                "",
-                f"Mixed front-end calls at concurrency {HIGH_CONCURRENCY}: "
-                f"**{mixed['rps']:,.0f} requests/s**, p99 {mixed['p99']:.1f} ms. "
-                f"Peak RSS per worker: {rss} MiB.",
-            ]
+        mixed = queries["mixed"]
+        rss = ", ".join(f"{value:.0f}" for value in run["worker_peak_rss_mib"])
+        lines += [
+            "",
+            f"Mixed front-end calls at concurrency {HIGH_CONCURRENCY}: "
+            f"**{mixed['rps']:,.0f} requests/s**, p99 {mixed['p99']:.1f} ms. "
+            f"Peak RSS per worker: {rss} MiB.",
+        ]
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
         lines += [
@@ -748,6 +747,8 @@ def render(results: dict[str, Any]) -> str:
             _row(*["---"] * 5),
         ]
         for kind in kinds:
+            if kind not in runs[str(small)] or kind not in runs[str(large)]:
+                continue
             before, after = runs[str(small)][kind], runs[str(large)][kind]
             for position, name in enumerate(before["calls"]):
                 later = after["calls"][position]
@@ -812,7 +813,15 @@ def main() -> None:
         "--postgres-url",
         default=os.environ.get("ERAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"),
     )
+    parser.add_argument(
+        "--render", type=Path, help="only rewrite the report from a --json file of an earlier run"
+    )
     arguments = parser.parse_args()
+    if arguments.render:
+        markdown = render(json.loads(arguments.render.read_text()))
+        print(markdown)
+        write_report(arguments.report, markdown)
+        return
     options = Options(
         workers=arguments.workers,
         seed=arguments.seed,
