@@ -5,8 +5,8 @@
 
 Generates N deterministic events (``--seed``) into a temporary directory, as ndjson stream
 events and as the original service's ``eras-csv`` tables, loads each into a fresh database with
-``eras ingest`` run as a separate process, and prints events per second and the loader's peak
-resident memory. Prints numbers only; it asserts nothing.
+``eras ingest`` run as a separate process, and prints events per second and the peak
+resident memory of the loader and of its parser processes. Prints numbers only; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.processes import children, status_mib
 from eras.store.database import Database
 from eras.store.dialect import driver_url
 from eras.store.migrate import migrate
@@ -215,21 +216,27 @@ class Databases:
 @dataclass(frozen=True)
 class Result:
     seconds: float
-    peak_rss_mib: float
+    peak_rss_mib: float  # the loading process
+    worker_peak_rss_mib: float  # the largest of its parser processes, 0 without any
     returncode: int
 
 
 def run_ingest(database_url: str, paths: list[Path]) -> Result:
-    """``eras ingest`` as its own process; wait4 gives that process's own peak RSS."""
+    """``eras ingest`` as its own process, its peak memory sampled while it runs."""
     environment = {**os.environ, "ERAS_DATABASE_URL": database_url}
     command = [str(ERAS), "ingest", "--no-progress", *map(str, paths)]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(process.pid, 0)
+    peaks: dict[int, float] = {}
+    while process.poll() is None:
+        for pid in (process.pid, *children(process.pid)):
+            peak = status_mib(pid, "VmHWM")
+            if peak is not None:
+                peaks[pid] = max(peaks.get(pid, 0.0), peak)
+        time.sleep(0.1)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in KiB on Linux.
-    return Result(elapsed, usage.ru_maxrss / 1024, process.returncode)
+    own = peaks.pop(process.pid, 0.0)
+    return Result(elapsed, own, max(peaks.values(), default=0.0), process.returncode)
 
 
 def main() -> None:
@@ -249,8 +256,8 @@ def main() -> None:
     formats = arguments.formats.split(",")
     kinds = arguments.databases.split(",")
 
-    header = ("database", "format", "events", "seconds", "events/s", "peak RSS")
-    print("{:<11} {:<9} {:>9} {:>8} {:>9} {:>9}".format(*header))
+    header = ("database", "format", "events", "seconds", "events/s", "peak RSS", "parsers")
+    print("{:<11} {:<9} {:>9} {:>8} {:>9} {:>9} {:>9}".format(*header))
     with tempfile.TemporaryDirectory(prefix="eras-bench-") as work:
         directory = Path(work)
         databases = Databases(directory, arguments.postgres_url)
@@ -268,7 +275,8 @@ def main() -> None:
                         status = "" if result.returncode == 0 else f"  (exit {result.returncode})"
                         print(
                             f"{kind:<11} {name:<9} {count:>9,} {result.seconds:>8.1f} "
-                            f"{count / result.seconds:>9,.0f} {result.peak_rss_mib:>7.0f}MiB"
+                            f"{count / result.seconds:>9,.0f} {result.peak_rss_mib:>6.0f} MiB"
+                            f" {result.worker_peak_rss_mib:>5.0f} MiB"
                             f"{status}",
                             flush=True,
                         )

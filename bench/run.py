@@ -55,6 +55,7 @@ from bench import loadgen
 from bench.bulk_load import Databases, run_ingest
 from bench.generate import LARGEST_PROJECT_WORKFLOWS, Generator, first_workflow_id
 from bench.generate import project_id as generated_project_id
+from bench.processes import children, status_mib
 from eras.store.dialect import driver_url
 from tests.fake_panoptes import FakePanoptes
 
@@ -79,30 +80,20 @@ class Server:
     peak_rss_mib: dict[int, float] = field(default_factory=dict)
 
 
-def _children(pid: int) -> list[int]:
+def _is_helper(pid: int) -> bool:
+    """multiprocessing's resource tracker, which uvicorn's supervisor also starts."""
     try:
-        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return []
-    return [int(child) for child in found]
-
-
-def _rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+        return True
 
 
 def _sample_rss(server: Server, stop: threading.Event) -> None:
     """The peak resident memory of each worker (the serving process itself with one worker)."""
     while not stop.wait(0.25):
-        pids = _children(server.process.pid) or [server.process.pid]
-        for pid in pids:
-            rss = _rss_mib(pid)
+        pids = [pid for pid in children(server.process.pid) if not _is_helper(pid)]
+        for pid in pids or [server.process.pid]:
+            rss = status_mib(pid, "VmRSS")
             if rss is not None:
                 server.peak_rss_mib[pid] = max(server.peak_rss_mib.get(pid, 0.0), rss)
 
@@ -168,6 +159,7 @@ class Loaded:
     bulk_events: int = 0
     bulk_seconds: float = 0.0
     bulk_peak_rss_mib: float = 0.0
+    bulk_parser_peak_rss_mib: float = 0.0
     classifications: int = 0
     comments: int = 0
     tail: list[bytes] = field(default_factory=list)
@@ -192,9 +184,28 @@ def load_dataset(
         loaded.bulk_events += size
         loaded.bulk_seconds += result.seconds
         loaded.bulk_peak_rss_mib = max(loaded.bulk_peak_rss_mib, result.peak_rss_mib)
+        loaded.bulk_parser_peak_rss_mib = max(
+            loaded.bulk_parser_peak_rss_mib, result.worker_peak_rss_mib
+        )
         remaining -= size
     loaded.tail = list(lines)
     return loaded
+
+
+def settle(database_url: str, kind: str) -> None:
+    """What an operator runs after a large load on PostgreSQL: VACUUM ANALYZE.
+
+    Without it, autovacuum wakes up for the freshly loaded tables while the queries are being
+    measured, and competes with them for the same 2 cores.
+    """
+    if kind != "postgresql":
+        return
+    engine = create_engine(driver_url(database_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("VACUUM (ANALYZE)"))
+    finally:
+        engine.dispose()
 
 
 def _counting(lines: Iterator[bytes], loaded: Loaded) -> Iterator[bytes]:
@@ -569,6 +580,7 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
         loaded = load_dataset(
             database_url, events, options.seed, tail, options.part_size, directory
         )
+        settle(database_url, kind)
         with serve(database_url, options.workers, public_pem, panoptes) as server:
             log(f"{kind}, {events:,} events: posting {len(loaded.tail):,} to /kinesis")
             ingest = post_tail(server.url, loaded.tail)
@@ -597,6 +609,7 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
                 if loaded.bulk_seconds
                 else 0.0,
                 "peak_rss_mib": loaded.bulk_peak_rss_mib,
+                "parser_peak_rss_mib": loaded.bulk_parser_peak_rss_mib,
             },
             "ingest": ingest,
             "targets": {
@@ -647,6 +660,14 @@ def _versions(postgres_url: str) -> dict[str, str]:
     }
 
 
+def _bulk_memory(bulk: dict[str, Any]) -> str:
+    if "parser_peak_rss_mib" not in bulk:
+        # Results of an earlier harness, which read wait4's ru_maxrss: on Linux that counts the
+        # harness's own pages, mapped in the child until exec, so it overstated the loader.
+        return "not measured"
+    return f"{bulk['peak_rss_mib']:.0f} MiB, {bulk['parser_peak_rss_mib']:.0f} MiB"
+
+
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
@@ -670,7 +691,7 @@ def render(results: dict[str, Any]) -> str:
             "database",
             "events",
             "bulk load events/s",
-            "bulk peak RSS",
+            "bulk peak RSS: loader, parsers",
             "POST /kinesis events/s",
             "p99 batch",
         ),
@@ -685,7 +706,7 @@ def render(results: dict[str, Any]) -> str:
                 kind,
                 f"{size:,}",
                 f"{bulk['events_per_second']:,.0f}",
-                f"{bulk['peak_rss_mib']:.0f} MiB",
+                _bulk_memory(bulk),
                 f"{ingest['events_per_second']:,.0f}",
                 f"{ingest['p99_batch_ms']:.0f} ms",
             )
@@ -784,6 +805,16 @@ def _generic(name: str, position: int) -> str:
     return _GENERIC_NAMES[position] if position < len(_GENERIC_NAMES) else name
 
 
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs as one: their results per size and database, and every command."""
+    combined = {**results[0], "runs": {}}
+    combined["command"] = "\n    ".join(dict.fromkeys(result["command"] for result in results))
+    for result in results:
+        for size, runs in result["runs"].items():
+            combined["runs"].setdefault(size, {}).update(runs)
+    return combined
+
+
 def write_report(path: Path, markdown: str) -> None:
     block = f"{RESULTS_START}\n{markdown}{RESULTS_END}\n"
     if path.exists():
@@ -814,11 +845,15 @@ def main() -> None:
         default=os.environ.get("ERAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"),
     )
     parser.add_argument(
-        "--render", type=Path, help="only rewrite the report from a --json file of an earlier run"
+        "--render",
+        type=Path,
+        nargs="+",
+        help="only rewrite the report from --json files of earlier runs; a later file's "
+        "results replace an earlier one's for the same size and database",
     )
     arguments = parser.parse_args()
     if arguments.render:
-        markdown = render(json.loads(arguments.render.read_text()))
+        markdown = render(merged([json.loads(path.read_text()) for path in arguments.render]))
         print(markdown)
         write_report(arguments.report, markdown)
         return

@@ -88,6 +88,8 @@ def test_harness_end_to_end_on_both_databases(tmp_path: Path) -> None:
         assert measured["bulk"]["events"] == 3_600  # the tail is capped at a tenth
         assert measured["ingest"]["events"] == 400
         assert measured["bulk"]["events_per_second"] > 0
+        # Sampled from /proc while the loader ran: a Python process with eras imported.
+        assert 20 < measured["bulk"]["peak_rss_mib"] < 1000
         assert len(measured["calls"]) == 9
         for name in measured["calls"]:
             assert measured["queries"]["single"][name]["p50"] > 0
