@@ -31,8 +31,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.processes import children, status_mib
+from eras.store.backend import driver_url
 from eras.store.database import Database
-from eras.store.dialect import driver_url
 from eras.store.migrate import migrate
 
 ERAS = Path(sys.executable).with_name("eras")

@@ -18,7 +18,7 @@ import contextlib
 import statistics
 import time
 
-from eras.api.ingest import check_ingest_credentials
+from eras.api.kinesis import check_ingest_credentials
 from eras.config import Settings
 from eras.errors import Forbidden
 

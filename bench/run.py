@@ -56,7 +56,7 @@ from bench.bulk_load import Databases, run_ingest
 from bench.generate import LARGEST_PROJECT_WORKFLOWS, Generator, first_workflow_id
 from bench.generate import project_id as generated_project_id
 from bench.processes import children, status_mib
-from eras.store.dialect import driver_url
+from eras.store.backend import driver_url
 from tests.fake_panoptes import FakePanoptes
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eras import __version__
-from eras.api import counts, groups, ingest, status, users
+from eras.api import counts, groups, kinesis, status, users
 from eras.api import metrics as metrics_api
 from eras.api.common import reject_unexpected_parameters
+from eras.api.observability import Metrics, ObservabilityMiddleware
 from eras.api.responses import FastJSONResponse
 from eras.auth.cache import TTLCache
 from eras.auth.groups import GroupAccess, GroupDirectory
@@ -32,7 +33,6 @@ from eras.auth.tokens import (
 )
 from eras.config import Settings
 from eras.errors import ErasError
-from eras.observability import Metrics, ObservabilityMiddleware
 from eras.store.database import Database
 from eras.store.migrate import ensure_current, migrate
 
@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     _without_validation_errors(app)
     app.include_router(status.router)
-    app.include_router(ingest.router)
+    app.include_router(kinesis.router)
     app.include_router(counts.router)
     app.include_router(users.router)
     app.include_router(groups.router)

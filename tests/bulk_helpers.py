@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from eras.store.backend import driver_url
 from eras.store.database import Database
-from eras.store.dialect import driver_url
 from eras.store.migrate import migrate
 from eras.store.schema import classification_events, classification_user_groups, comment_events
 from tests.conftest import POSTGRES_SERVER_URL

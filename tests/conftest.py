@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 
 from eras.app import create_app
 from eras.config import Settings
+from eras.store.backend import driver_url
 from eras.store.database import Database
-from eras.store.dialect import driver_url
 from eras.store.migrate import migrate
 from eras.store.schema import metadata
 from tests.factories import INGEST_PASSWORD, INGEST_USER

@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import orjson
-
 from bench.generate import LARGEST_PROJECT_WORKFLOWS, Generator, write
-from eras.ingest.events import Comment, parse_event
+from eras.domain.events import parse_event
+from eras.domain.records import Comment
 from tests.conftest import POSTGRES_SERVER_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +42,7 @@ class TestGenerator:
         classifications = []
         comments = 0
         for line in lines:
-            record = parse_event(orjson.loads(line))  # every event is valid
+            record = parse_event(line)  # every event is valid
             if isinstance(record, Comment):
                 comments += 1
             else:

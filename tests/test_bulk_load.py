@@ -21,10 +21,11 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from eras.bulk.formats import Rejected, read_ndjson
-from eras.bulk.inputs import InputFile
-from eras.bulk.loader import BLOCK_SIZE, LoadOptions, load, open_inputs
-from eras.bulk.progress import LoadProgress
+from eras.cli.progress import LoadProgress
+from eras.domain.records import Rejection
+from eras.services.loading.formats import read_ndjson
+from eras.services.loading.inputs import InputFile
+from eras.services.loading.loader import BLOCK_SIZE, LoadOptions, load, open_inputs
 from eras.store.database import Database
 from eras.store.migrate import current_revision, head_revision
 from eras.store.schema import classification_events, comment_events
@@ -589,9 +590,9 @@ class TestParallelParsing:
         file = InputFile(path)
         with file.sources() as sources:
             expected = [
-                {"line": item.line, "event": item.event, "reason": item.reason}
+                {"line": item.line, "event": item.position, "reason": item.reason}
                 for item in read_ndjson(next(sources).lines())
-                if isinstance(item, Rejected)
+                if isinstance(item, Rejection)
             ]
         rejected = read_rejects(tmp_path / "parallel.ndjson")
         assert [
@@ -604,7 +605,7 @@ class TestParallelParsing:
             other = Database(other_url)
             try:
                 options = LoadOptions(
-                    chunk_size=250,
+                    batch_size=250,
                     rejects_path=tmp_path / "serial.ndjson",
                     jobs=1,
                     block_size=4_096,

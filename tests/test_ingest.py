@@ -533,8 +533,8 @@ EDGE_ROWS = (
 )
 
 
-class TestRowsSource:
-    """Rows sent as one document or as array literals are stored as binding each row stores."""
+class TestStaging:
+    """Rows the backend stages (COPY, executemany) are stored as binding each row stores them."""
 
     def test_same_rows_as_binding_each(self, database_url):
         database = Database(database_url)
@@ -550,29 +550,22 @@ class TestRowsSource:
                 Column("flag", Boolean),
                 Column("seconds", Float),
                 Column("text", Text),
-                Column("document", JSON),
+                Column("document", JSON(none_as_null=True)),
             )
-            for name in ("rows_bound", "rows_sourced")
+            for name in ("rows_bound", "rows_staged")
         ]
-        bound, sourced = tables
+        bound, staged = tables
         rows = list(EDGE_ROWS)
-        if database.dialect.name == "postgresql":
-            # There the two ways have always stored a JSON None differently, bound as JSON null
-            # and sourced as SQL NULL; both read back as None.
-            rows = [row for row in rows if row["document"] is not None]
         columns = list(rows[0])
         with database.write() as connection:
             metadata.create_all(connection)
         try:
             with database.write() as connection:
                 connection.execute(bound.insert(), rows)
-                source = database.dialect.rows_source(sourced, columns)
-                assert source is not None
-                connection.execute(
-                    database.dialect.insert(sourced).from_select(columns, source),
-                    database.dialect.rows_parameters(sourced, columns, rows),
+                database.backend.stage(
+                    connection, staged, [tuple(row[name] for name in columns) for row in rows]
                 )
-            if database.dialect.name == "sqlite":
+            if database.backend.name == "sqlite":
                 shown = ", ".join(f"typeof({name}), {name}" for name in columns)
             else:
                 # json keeps its text as written, and the two ways write it with different spacing.
@@ -583,7 +576,7 @@ class TestRowsSource:
             with database.read() as connection:
                 stored = [
                     connection.exec_driver_sql(f"SELECT {shown} FROM {table} ORDER BY id").all()
-                    for table in ("rows_bound", "rows_sourced")
+                    for table in ("rows_bound", "rows_staged")
                 ]
             assert len(stored[0]) == len(rows)
             assert stored[0] == stored[1]

@@ -122,7 +122,7 @@ def test_upgrading_from_0001_keeps_rollup_rows(empty_database_url):
         assert len(before) == 3
         migrate(database)
         assert _rollup_rows(database) == before
-        if database.is_sqlite:
+        if database.backend.name == "sqlite":
             clustered = _without_rowid(database)
             assert all(clustered[name] for name in ROLLUP_TABLES)
             assert not clustered["classification_events"]
@@ -152,7 +152,7 @@ def test_downgrading_to_0001_keeps_rollup_rows(empty_database_url):
             command.downgrade(config, "0001")
         assert current_revision(database) == "0001"
         assert _rollup_rows(database) == before
-        if database.is_sqlite:
+        if database.backend.name == "sqlite":
             assert not any(_without_rowid(database)[name] for name in ROLLUP_TABLES)
     finally:
         database.dispose()

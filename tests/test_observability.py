@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from eras.observability import JsonFormatter
+from eras.api.observability import JsonFormatter
 from tests import tokens
 from tests.conftest import client_for, make_settings
 from tests.factories import INGEST_PASSWORD, basic_auth, classification, comment, post_events

@@ -654,7 +654,7 @@ def as_date(value: date | str) -> date:
 def recomputed_rollup(database: Database, name: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
     """A rollup rebuilt from the raw rows with one GROUP BY; session ms rounded per row."""
     table, dimensions = RAW_SOURCES[name]
-    if database.is_sqlite:
+    if database.backend.name == "sqlite":
         day = "date(event_time)"
         ms = "CAST(ROUND(session_time * 1000) AS INTEGER)"
     else:
@@ -1001,7 +1001,7 @@ def test_random_streams_give_exact_rollups_and_answers(database_url, database, p
 
         ingest_and_check()
 
-    backend = "sqlite" if database.is_sqlite else "postgresql"
+    backend = database.backend.name
     print(
         f"\n[{backend}] {ran['examples']} property examples, {ran['events']} events, "
         f"each ingested sequentially and concurrently, in {time.monotonic() - began:.1f} s"

@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy import Float, delete, insert, literal, select, update
 
-from eras.store.rollups import ROLLUP_NAMES, rebuild_rollups, session_ms_of
+from eras.store.rollups import ROLLUP_NAMES, rebuild_rollups
 from eras.store.schema import ROLLUP_TABLES
 from tests import stored
 from tests.bulk_helpers import run_eras
@@ -127,7 +127,7 @@ class TestRebuild:
 
         with database.write() as connection:
             connection.execute(delete(ROLLUP_TABLES["classification_daily"]))
-            rebuild_rollups(connection, database.dialect, on_table=query)
+            rebuild_rollups(connection, database.backend, on_rollup=query)
         assert len(answers) == len(ROLLUP_NAMES)
         assert all(answer == answers[0] for answer in answers)
         assert answers[0] == {(DAY,): (3, 30000), (date(2023, 9, 19),): (1, 10000)}
@@ -145,7 +145,7 @@ def test_session_milliseconds_round_as_python_does(database):
     with database.read() as connection:
         computed = [
             connection.execute(
-                select(session_ms_of(database.dialect, literal(value, Float)))
+                select(database.backend.session_ms_of(literal(value, Float)))
             ).scalar_one()
             for value in values
         ]

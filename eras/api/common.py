@@ -8,8 +8,8 @@ from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from eras.api.params import RawCountParams
 from eras.errors import BadRequest
-from eras.queries.params import RawCountParams
 
 IdList = Annotated[
     str | None,

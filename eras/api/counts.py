@@ -8,9 +8,9 @@ from fastapi import APIRouter
 
 from eras.api.common import CountParamsDep, DateParam, IdList, PeriodParam
 from eras.api.dependencies import DatabaseDep
+from eras.api.params import parse_count_params, parse_ids
 from eras.api.responses import ERROR_RESPONSES, CountResponse, FastJSONResponse, count_body
-from eras.queries.counts import classification_totals, comment_totals
-from eras.queries.params import parse_count_params, parse_ids
+from eras.services.stats import classification_counts, comment_counts
 
 router = APIRouter(tags=["counts"])
 
@@ -25,9 +25,7 @@ router = APIRouter(tags=["counts"])
 )
 @router.get("/classifications/", include_in_schema=False)
 def get_classification_counts(database: DatabaseDep, raw: CountParamsDep) -> Any:
-    params = raw.parse()
-    with database.read() as connection:
-        totals = classification_totals(connection, database.dialect, params)
+    totals = classification_counts(database, raw.parse())
     return FastJSONResponse(count_body(totals))
 
 
@@ -55,7 +53,5 @@ def get_comment_counts(
         end_date=end_date,
         period=period,
     )
-    user_ids = parse_ids(user_id, "user_id")
-    with database.read() as connection:
-        totals = comment_totals(connection, database.dialect, params, user_ids=user_ids)
+    totals = comment_counts(database, params, parse_ids(user_id, "user_id"))
     return FastJSONResponse(count_body(totals))

@@ -10,16 +10,12 @@ from starlette.concurrency import run_in_threadpool
 
 from eras.api.common import CountParamsDep, FlagParam
 from eras.api.dependencies import DatabaseDep, GroupAccessDep
+from eras.api.params import format_period, parse_group_stats_params
 from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse, seconds
 from eras.api.users import bearer_scheme
-from eras.queries.group_stats import (
-    Contribution,
-    GroupAggregate,
-    MemberStats,
-    group_aggregate,
-    member_breakdown,
-)
-from eras.queries.params import GroupStatsParams, format_period, parse_group_stats_params
+from eras.domain.query import GroupStatsParams
+from eras.domain.stats import Contribution, GroupAggregate, MemberStats
+from eras.services.stats import group_member_stats, group_stats
 from eras.store.database import Database
 
 router = APIRouter(tags=["group stats"])
@@ -107,12 +103,9 @@ def breakdown_body(members: list[MemberStats]) -> dict[str, Any]:
 
 
 def _read_group_stats(database: Database, group_id: int, params: GroupStatsParams) -> Any:
-    with database.read() as connection:
-        if params.individual_stats_breakdown:
-            members = member_breakdown(connection, group_id=group_id, dates=params.counts.dates)
-            return breakdown_body(members)
-        aggregate = group_aggregate(connection, database.dialect, group_id=group_id, params=params)
-        return aggregate_body(aggregate)
+    if params.individual_stats_breakdown:
+        return breakdown_body(group_member_stats(database, group_id, params))
+    return aggregate_body(group_stats(database, group_id, params))
 
 
 @router.get(

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from eras.api.dependencies import SettingsDep
+from eras.api.observability import Metrics
 from eras.auth.tokens import bearer_token
 from eras.errors import Unauthenticated
-from eras.observability import Metrics
 
 router = APIRouter()
 

@@ -8,8 +8,8 @@ import orjson
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from eras.queries.counts import Totals
-from eras.queries.params import format_period
+from eras.api.params import format_period
+from eras.domain.stats import Totals
 
 
 class FastJSONResponse(JSONResponse):

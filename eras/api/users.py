@@ -11,11 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from eras.api.common import CountParamsDep, FlagParam
 from eras.api.dependencies import AuthenticatorDep, DatabaseDep
+from eras.api.params import format_period, parse_user_stats_params
 from eras.api.responses import AUTH_ERROR_RESPONSES, FastJSONResponse, seconds
 from eras.auth.policy import authorize_user_stats
-from eras.queries.params import UserStatsParams, format_period, parse_user_stats_params
-from eras.queries.user_stats import UserStats, user_stats
-from eras.store.database import Database
+from eras.domain.query import UserStatsParams
+from eras.domain.stats import UserStats
+from eras.services.stats import volunteer_stats
 
 router = APIRouter(tags=["personal stats"])
 
@@ -65,11 +66,6 @@ def user_stats_body(stats: UserStats, params: UserStatsParams) -> dict[str, Any]
     return body
 
 
-def _read_user_stats(database: Database, user_id: int, params: UserStatsParams) -> UserStats:
-    with database.read() as connection:
-        return user_stats(connection, database.dialect, user_id=user_id, params=params)
-
-
 @router.get(
     "/classifications/users/{user_id}",
     response_model=UserStatsResponse,
@@ -102,5 +98,5 @@ async def get_user_stats(
         project_contributions=project_contributions,
         order_project_contributions_by=order_project_contributions_by,
     )
-    stats = await run_in_threadpool(_read_user_stats, database, user_id, params)
+    stats = await run_in_threadpool(volunteer_stats, database, user_id, params)
     return FastJSONResponse(user_stats_body(stats, params))

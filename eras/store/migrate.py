@@ -8,13 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 
 from eras.store.database import Database
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
-# Any fixed number: it names the advisory lock that keeps two starting servers from both migrating.
-_MIGRATION_LOCK_KEY = 0x45524153
 
 
 def _config() -> Config:
@@ -51,9 +48,6 @@ def migrate(database: Database, revision: str = "head") -> None:
     """Upgrade to ``revision`` inside one transaction, serialised against other processes."""
     config = _config()
     with database.write() as connection:
-        if not database.is_sqlite:
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-            )
+        database.backend.lock_migrations(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -1,4 +1,5 @@
-"""Table definitions. Raw tables keep every event; rollup tables hold one row per key and UTC day.
+"""Table definitions. Raw tables keep every event; rollup tables come from the catalogue
+(:mod:`eras.domain.rollups`).
 
 The migrations in ``migrations/versions`` create these tables; this module is what the code
 queries against, and a test checks the two agree.
@@ -6,7 +7,7 @@ queries against, and a test checks the two agree.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-from eras.ingest.events import CLASSIFICATION_ROLLUPS, COMMENT_ROLLUPS
+from eras.domain.rollups import ROLLUPS, Rollup, Source
 
 metadata = MetaData()
 
@@ -38,7 +39,7 @@ classification_events = Table(
     Column("project_id", BigInteger, nullable=False),
     Column("workflow_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=True),
-    Column("user_group_ids", JSON, nullable=True),
+    Column("user_group_ids", JSON(none_as_null=True), nullable=True),
     Column("session_time", Float, nullable=False),
     Column("already_seen", Boolean, nullable=True),
     Column("created_at", DateTime, nullable=False),
@@ -46,7 +47,7 @@ classification_events = Table(
 )
 
 # What a re-published classification may change; its key and bookkeeping columns stay.
-REPLACEABLE_CLASSIFICATION_COLUMNS = (
+REPLACEABLE_CLASSIFICATION_COLUMNS: Final = (
     "classification_updated_at",
     "started_at",
     "finished_at",
@@ -95,29 +96,25 @@ rejected_events = Table(
     Column("payload", Text, nullable=False),
 )
 
-
-def _rollup(name: str, dimensions: tuple[str, ...], *, with_session: bool) -> Table:
-    columns: list[Column[Any]] = [
-        Column(dimension, BigInteger, primary_key=True, autoincrement=False)
-        for dimension in dimensions
-    ]
-    columns.append(Column("day", Date, primary_key=True))
-    columns.append(Column("count", BigInteger, nullable=False))
-    if with_session:
-        columns.append(Column("session_ms", BigInteger, nullable=False))
-    # SQLite: clustered on the key, so one volunteer's or project's days are read in one pass.
-    return Table(name, metadata, *columns, sqlite_with_rowid=False)
-
-
-ROLLUP_TABLES: dict[str, Table] = {
-    **{
-        name: _rollup(name, dimensions, with_session=True)
-        for name, dimensions in CLASSIFICATION_ROLLUPS.items()
-    },
-    **{
-        name: _rollup(name, dimensions, with_session=False)
-        for name, dimensions in COMMENT_ROLLUPS.items()
-    },
+RAW_TABLES: Final = (classification_events, classification_user_groups, comment_events)
+SOURCE_TABLES: Final[dict[Source, Table]] = {
+    Source.CLASSIFICATIONS: classification_events,
+    Source.MEMBERSHIPS: classification_user_groups,
+    Source.COMMENTS: comment_events,
 }
 
-RAW_TABLES = (classification_events, classification_user_groups, comment_events, rejected_events)
+
+def _rollup_table(rollup: Rollup) -> Table:
+    columns: list[Column[Any]] = [
+        Column(dimension, BigInteger, primary_key=True, autoincrement=False)
+        for dimension in rollup.dimensions
+    ]
+    columns.append(Column("day", Date, primary_key=True))
+    columns.extend(Column(measure, BigInteger, nullable=False) for measure in rollup.measures)
+    # SQLite: clustered on the key, so one volunteer's or project's days are read in one pass.
+    return Table(rollup.name, metadata, *columns, sqlite_with_rowid=False)
+
+
+ROLLUP_TABLES: Final[dict[str, Table]] = {
+    name: _rollup_table(rollup) for name, rollup in ROLLUPS.items()
+}

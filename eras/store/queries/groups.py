@@ -4,50 +4,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, select
 
-from eras.queries.counts import (
+from eras.domain.query import DateRange, GroupStatsParams
+from eras.domain.stats import Contribution, GroupAggregate, MemberStats
+from eras.store.backend import Backend
+from eras.store.queries.counts import (
     GROUP_CLASSIFICATIONS,
     GROUP_MEMBER_CLASSIFICATIONS,
     Shape,
-    Totals,
     family_totals,
     scope_conditions,
     scope_of,
     summed,
 )
-from eras.queries.params import DateRange, GroupStatsParams
-from eras.store.dialect import Dialect
 from eras.store.schema import ROLLUP_TABLES
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """Classifications and session time of one project or one member."""
-
-    id: int
-    count: int
-    session_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class GroupAggregate:
-    totals: Totals
-    active_users: int
-    project_contributions: list[Contribution] | None
-    top_contributors: list[Contribution] | None
-
-
-@dataclass(frozen=True, slots=True)
-class MemberStats:
-    user_id: int
-    count: int
-    session_ms: int
-    projects: list[Contribution]
 
 
 @lru_cache(maxsize=256)
@@ -79,11 +53,11 @@ def _ranked(
 
 
 def group_aggregate(
-    connection: Connection, dialect: Dialect, *, group_id: int, params: GroupStatsParams
+    connection: Connection, backend: Backend, *, group_id: int, params: GroupStatsParams
 ) -> GroupAggregate:
     counts = params.counts
     group: dict[str, tuple[int, ...]] = {"user_group_id": (group_id,)}
-    totals = family_totals(connection, dialect, GROUP_CLASSIFICATIONS, counts, group)
+    totals = family_totals(connection, backend, GROUP_CLASSIFICATIONS, counts, group)
     # Every member with a counted classification in scope, largest first: its length is the
     # number of active users, and its head the top contributors.
     members_table, scope = GROUP_MEMBER_CLASSIFICATIONS.scoped(counts, group)

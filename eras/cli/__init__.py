@@ -11,19 +11,17 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 
-from eras.bulk import commands as bulk_commands
-from eras.bulk.inputs import Format
-from eras.bulk.loader import DEFAULT_CHUNK_SIZE, LoadOptions, default_rejects_path
+from eras.cli import loading
 from eras.config import Settings
-from eras.ingest.service import IngestSummary, replay_rejections
+from eras.services.loading.inputs import Format
+from eras.services.loading.loader import DEFAULT_BATCH_SIZE, LoadOptions, default_rejects_path
+from eras.services.replay import rejected_events, replay_rejections
 from eras.store.database import Database
-from eras.store.ingest import list_rejections
 from eras.store.migrate import current_revision, head_revision, migrate
 
 if TYPE_CHECKING:
@@ -48,7 +46,7 @@ def serving_app() -> FastAPI:
 def _serve(arguments: argparse.Namespace) -> int:
     import uvicorn
 
-    from eras.observability import logging_config
+    from eras.api.observability import logging_config
 
     if arguments.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Workers are separate processes: they share their metrics through files here, so
@@ -86,8 +84,7 @@ def _list_rejected(arguments: argparse.Namespace) -> int:
     """One JSON object per line, so the output can be filtered with jq or grep."""
     database = _database()
     try:
-        with database.read() as connection:
-            rejections = list_rejections(connection, limit=arguments.limit)
+        rejections = rejected_events(database, limit=arguments.limit)
     finally:
         database.dispose()
     for rejection in rejections:
@@ -103,36 +100,30 @@ def _list_rejected(arguments: argparse.Namespace) -> int:
 
 def _replay_rejected(_arguments: argparse.Namespace) -> int:
     database = _database()
-    total = IngestSummary()
-    still_rejected = 0
-    after_id: int | None = 0
     try:
-        while after_id is not None:
-            summary, after_id = database.run_write(
-                partial(replay_rejections, dialect=database.dialect, after_id=after_id)
-            )
-            total.add(summary.replayed)
-            still_rejected += summary.still_rejected
+        summary = replay_rejections(database)
     finally:
         database.dispose()
-    counts = ", ".join(
-        f"{name} {value}" for name, value in total.as_dict().items() if name != "rejected"
+    replayed = ", ".join(
+        f"{name} {value}"
+        for name, value in summary.replayed.as_dict().items()
+        if name != "rejected"
     )
-    print(f"replayed: {counts}; still rejected: {still_rejected}")
-    return 1 if still_rejected else 0
+    print(f"replayed: {replayed}; still rejected: {summary.still_rejected}")
+    return 1 if summary.still_rejected else 0
 
 
 def _ingest(arguments: argparse.Namespace) -> int:
     options = LoadOptions(
         input_format=Format(arguments.format) if arguments.format else None,
         project_id=arguments.project_id,
-        chunk_size=arguments.chunk_size,
+        batch_size=arguments.batch_size,
         rejects_path=arguments.rejects or default_rejects_path(),
     )
     settings = Settings()
     database = Database(settings.database_url)
     try:
-        return bulk_commands.ingest(
+        return loading.ingest(
             database,
             arguments.paths,
             options,
@@ -146,7 +137,7 @@ def _ingest(arguments: argparse.Namespace) -> int:
 def _rebuild_rollups(arguments: argparse.Namespace) -> int:
     database = _database()
     try:
-        return bulk_commands.rebuild(database, show_progress=not arguments.no_progress)
+        return loading.rebuild(database, show_progress=not arguments.no_progress)
     finally:
         database.dispose()
 
@@ -154,7 +145,7 @@ def _rebuild_rollups(arguments: argparse.Namespace) -> int:
 def _verify(arguments: argparse.Namespace) -> int:
     database = _database()
     try:
-        return bulk_commands.verify(
+        return loading.verify(
             database, limit=arguments.limit, show_progress=not arguments.no_progress
         )
     finally:
@@ -198,11 +189,14 @@ def _add_bulk_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="where to write rejected rows (default: eras-ingest-rejects-<time>.ndjson)",
     )
     ingest.add_argument(
+        "--batch-size",
+        # Its former name, still accepted.
         "--chunk-size",
+        dest="batch_size",
         type=_positive_int,
-        default=DEFAULT_CHUNK_SIZE,
+        default=DEFAULT_BATCH_SIZE,
         metavar="ROWS",
-        help=f"rows stored per transaction (default {DEFAULT_CHUNK_SIZE:,})",
+        help=f"rows stored per transaction (default {DEFAULT_BATCH_SIZE:,})",
     )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(handler=_ingest)

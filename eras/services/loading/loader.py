@@ -1,16 +1,16 @@
-"""Load input files into the database in chunks, one transaction per chunk.
+"""Load input files into the database in batches, one transaction per batch.
 
 Reading and parsing run in the calling thread while a single writer thread stores the previous
-chunk: both databases release the GIL while they execute SQL, so parsing the next chunk
-overlaps with storing this one. At most two chunks wait for the writer, which bounds memory
-whatever the size of the input.
+batch through the one write path (:func:`eras.store.write.write_batch`): both databases release
+the GIL while they execute SQL, so parsing the next batch overlaps with storing this one. At
+most two batches wait for the writer, which bounds memory whatever the size of the input.
 
 ndjson is parsed in blocks of lines by a pool of parser processes when more than one CPU is
-available: parsing costs far more than storing, and one interpreter runs Python on one core at
-a time. The calling thread hands out blocks in order, takes the parsed blocks back in the same
-order, writes the rejects and cuts the records into chunks exactly where a single process
-would; the one writer thread keeps storing chunks in input order. A bounded number of blocks is
-in flight, so memory stays bounded as well.
+available: parsing costs more than storing, and one interpreter runs Python on one core at a
+time. The calling thread hands out blocks in order, takes the parsed blocks back in the same
+order, writes the rejects and cuts the records into batches exactly where a single process
+would; the one writer thread stores batches in input order. A bounded number of blocks is in
+flight, so memory stays bounded as well.
 """
 
 from __future__ import annotations
@@ -27,43 +27,39 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, Protocol
 
 import orjson
 
-from eras.bulk.formats import (
+from eras.domain.records import Classification, Comment, GroupMembership, Ignored, Rejection
+from eras.domain.summary import IngestSummary
+from eras.services.loading.formats import (
+    BLOCKS,
     ParsedBlock,
     Reader,
-    Rejected,
     panoptes_reader,
     parse_ndjson_block,
-    read_eras_classifications,
-    read_eras_comments,
-    read_eras_groups,
     read_ndjson,
+    read_original_classifications,
+    read_original_comments,
+    read_original_memberships,
 )
-from eras.bulk.inputs import Format, InputError, InputFile, Kind, Source
-from eras.bulk.progress import LoadProgress
-from eras.ingest.events import Classification, Comment, GroupMembership, Ignored
-from eras.ingest.service import IngestSummary
-from eras.store.bulk import (
-    Chunk,
-    ClassificationRow,
-    classification_row,
-    comment_row,
-    store_chunk,
-)
+from eras.services.loading.inputs import Format, InputError, InputFile, Kind, Source
 from eras.store.database import Database
-from eras.store.ingest import StoreOutcome
+from eras.store.schema import RAW_TABLES, ROLLUP_TABLES
+from eras.store.write import Batch, write_batch
 
-DEFAULT_CHUNK_SIZE: Final = 50_000
-_PENDING_CHUNKS: Final = 2
+DEFAULT_BATCH_SIZE: Final = 50_000
+_PENDING_BATCHES: Final = 2
 _PROGRESS_EVERY: Final = 4096  # rows between progress updates
-# Characters of ndjson per block handed to a parser: a few thousand events, so handing blocks
+# Characters of ndjson per block handed to a parser: a few hundred events, so handing blocks
 # out and back costs little next to parsing them.
 BLOCK_SIZE: Final = 1 << 20
 _BLOCKS_PER_PARSER: Final = 2  # blocks in flight per parser process
 _MAX_JOBS: Final = 8  # more parsers than this outrun the one writer
+# A load that leaves at least this share of a raw table new refreshes the planner's statistics.
+_ANALYZE_SHARE: Final = 0.2
+_ANALYZE_FROM_ROWS: Final = 10_000
 
 MISSING_PROJECT_ID: Final = (
     "panoptes-csv exports have no project column: give the project they belong to "
@@ -90,11 +86,32 @@ class LoadError(Exception):
     """Loading cannot go on: nothing more is read."""
 
 
+class Progress(Protocol):
+    """What a load reports as it goes (a progress bar, or nothing)."""
+
+    def start_file(self, name: str, size: int) -> None: ...
+
+    def update(self, *, position: int, rows: int) -> None: ...
+
+    def finish_file(self, *, rows: int) -> None: ...
+
+
+class NoProgress:
+    def start_file(self, name: str, size: int) -> None:
+        pass
+
+    def update(self, *, position: int, rows: int) -> None:
+        pass
+
+    def finish_file(self, *, rows: int) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
     input_format: Format | None = None
     project_id: int | None = None
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
     rejects_path: Path = field(default_factory=default_rejects_path)
     # Processes parsing ndjson; 1 parses in the loading process itself.
     jobs: int = field(default_factory=default_jobs)
@@ -113,6 +130,7 @@ class LoadReport:
     sources: list[SourceReport] = field(default_factory=list)
     total: IngestSummary = field(default_factory=IngestSummary)
     rejects_path: Path | None = None  # set once a row was rejected
+    analyzed: list[str] = field(default_factory=list)  # tables whose statistics were refreshed
 
 
 # --- before reading any row ----------------------------------------------------------------
@@ -122,8 +140,8 @@ def check_options(options: LoadOptions) -> None:
     """Refuse what can be refused without opening a file."""
     if options.input_format is Format.PANOPTES_CSV and options.project_id is None:
         raise LoadError(MISSING_PROJECT_ID)
-    if options.chunk_size < 1:
-        raise LoadError("--chunk-size must be at least 1")
+    if options.batch_size < 1:
+        raise LoadError("--batch-size must be at least 1")
     if options.jobs < 1:
         raise LoadError("--jobs must be at least 1")
 
@@ -166,10 +184,10 @@ def _reader(kind: Kind, options: LoadOptions) -> Reader:
         assert options.project_id is not None
         return panoptes_reader(options.project_id)
     if kind is Kind.CLASSIFICATION_EVENTS:
-        return read_eras_classifications
+        return read_original_classifications
     if kind is Kind.CLASSIFICATION_USER_GROUPS:
-        return read_eras_groups
-    return read_eras_comments
+        return read_original_memberships
+    return read_original_comments
 
 
 # --- rejects -------------------------------------------------------------------------------
@@ -182,15 +200,15 @@ class RejectsFile:
         self.path = path
         self._file: IO[bytes] | None = None
 
-    def write(self, source: str, rejected: Rejected) -> None:
+    def write(self, source: str, rejection: Rejection) -> None:
         if self._file is None:
             self._file = self.path.open("wb")
-        entry: dict[str, object] = {"file": source, "line": rejected.line}
-        if rejected.event is not None:
-            entry["event"] = rejected.event
-        entry["reason"] = rejected.reason
-        entry["row"] = rejected.row
-        self._file.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        entry: dict[str, object] = {"file": source, "line": rejection.line}
+        if rejection.position is not None:
+            entry["event"] = rejection.position
+        entry["reason"] = rejection.reason
+        entry["row"] = rejection.event
+        self._file.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
 
     @property
     def used(self) -> bool:
@@ -204,19 +222,19 @@ class RejectsFile:
 # --- the writer thread ---------------------------------------------------------------------
 
 
-class ChunkWriter:
-    """Stores chunks in order on one background thread, each in its own transaction."""
+class BatchWriter:
+    """Stores batches in order on one background thread, each in its own transaction."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eras-ingest-writer")
-        self._pending: deque[tuple[Future[StoreOutcome], IngestSummary]] = deque()
+        self._pending: deque[tuple[Future[IngestSummary], IngestSummary]] = deque()
 
-    def submit(self, chunk: Chunk, summary: IngestSummary) -> None:
-        """Queue ``chunk``; its outcome is added to ``summary`` once stored."""
-        while len(self._pending) >= _PENDING_CHUNKS:
+    def submit(self, batch: Batch, summary: IngestSummary) -> None:
+        """Queue ``batch``; what became of it is added to ``summary`` once stored."""
+        while len(self._pending) >= _PENDING_BATCHES:
             self._collect_oldest()
-        work = partial(store_chunk, dialect=self._database.dialect, chunk=chunk)
+        work = partial(write_batch, backend=self._database.backend, batch=batch)
         future = self._pool.submit(self._database.run_write, work)
         self._pending.append((future, summary))
 
@@ -226,10 +244,7 @@ class ChunkWriter:
 
     def _collect_oldest(self) -> None:
         future, summary = self._pending.popleft()
-        outcome = future.result()  # re-raises the writer's error here
-        summary.inserted += outcome.inserted
-        summary.duplicates += outcome.duplicates
-        summary.updated += outcome.updated
+        summary += future.result()  # re-raises the writer's error here
 
     def close(self) -> None:
         for future, _summary in self._pending:
@@ -238,8 +253,8 @@ class ChunkWriter:
 
 
 @contextmanager
-def _writer(database: Database) -> Iterator[ChunkWriter]:
-    writer = ChunkWriter(database)
+def _writer(database: Database) -> Iterator[BatchWriter]:
+    writer = BatchWriter(database)
     try:
         yield writer
     finally:
@@ -284,9 +299,9 @@ def _parsed_blocks(
     blocks = source.blocks(options.block_size)
     if pool is None:
         for first_line, text in blocks:
-            yield parse_ndjson_block(text, first_line)
+            yield BLOCKS.decode(parse_ndjson_block(text, first_line))
         return
-    pending: deque[Future[ParsedBlock]] = deque()
+    pending: deque[Future[bytes]] = deque()
     in_flight = _BLOCKS_PER_PARSER * options.jobs
     try:
         for first_line, text in blocks:
@@ -300,9 +315,9 @@ def _parsed_blocks(
             future.cancel()
 
 
-def _result(future: Future[ParsedBlock]) -> ParsedBlock:
+def _result(future: Future[bytes]) -> ParsedBlock:
     try:
-        return future.result()
+        return BLOCKS.decode(future.result())
     except BrokenProcessPool:
         raise LoadError("a parser process stopped unexpectedly") from None
 
@@ -314,14 +329,18 @@ def load(
     database: Database,
     files: Sequence[InputFile],
     options: LoadOptions,
-    progress: LoadProgress,
+    progress: Progress | None = None,
     *,
     pool: Executor | None = None,
 ) -> LoadReport:
     """Load every source of every file; a bad row is set aside, never fatal.
 
     ``pool`` parses ndjson (see :func:`parsers`); without one it is parsed in this process.
+    When the load made up a large share of the raw tables, their statistics and the rollups'
+    are refreshed at the end, so the planner does not go on with those of a far smaller
+    database.
     """
+    progress = progress or NoProgress()
     report = LoadReport()
     rejects = RejectsFile(options.rejects_path)
     try:
@@ -336,7 +355,7 @@ def load(
                         )
                         rows += source_rows
                         report.sources.append(source_report)
-                        report.total.add(source_report.summary)
+                        report.total += source_report.summary
                 progress.finish_file(rows=rows)
     except InputError as error:
         raise LoadError(str(error)) from None
@@ -344,30 +363,38 @@ def load(
         rejects.close()
     if rejects.used:
         report.rejects_path = rejects.path
+    report.analyzed = _refresh_statistics(database, report.total.inserted)
     return report
 
 
-class _Chunks:
-    """Cuts records into chunks of ``size`` records in input order and hands each to the
+def _refresh_statistics(database: Database, inserted: int) -> list[str]:
+    if inserted < _ANALYZE_FROM_ROWS:
+        return []
+    with database.read() as connection:
+        stored = database.backend.estimated_rows(connection, RAW_TABLES)
+    if inserted < _ANALYZE_SHARE * stored:
+        return []
+    tables = [*RAW_TABLES, *ROLLUP_TABLES.values()]
+    with database.write() as connection:
+        database.backend.analyze(connection, tables)
+    return [table.name for table in tables]
+
+
+class _Batcher:
+    """Cuts records into batches of ``size`` records in input order and hands each to the
     writer."""
 
-    def __init__(
-        self, writer: ChunkWriter, summary: IngestSummary, size: int, *, replace_groups: bool
-    ) -> None:
+    def __init__(self, writer: BatchWriter, summary: IngestSummary, size: int) -> None:
         self._writer = writer
         self._summary = summary
         self._size = size
-        self._replace_groups = replace_groups
-        self.chunk = self._new()
-
-    def _new(self) -> Chunk:
-        return Chunk([], [], [], replace_groups=self._replace_groups)
+        self.batch = Batch()
 
     def full(self) -> None:
-        """Hand the chunk over if it holds ``size`` records."""
-        if len(self.chunk) >= self._size:
-            self._writer.submit(self.chunk, self._summary)
-            self.chunk = self._new()
+        """Hand the batch over if it holds ``size`` records."""
+        if len(self.batch) >= self._size:
+            self._writer.submit(self.batch, self._summary)
+            self.batch = Batch()
 
     def add_block(self, block: ParsedBlock) -> None:
         if not block.comments:
@@ -376,32 +403,32 @@ class _Chunks:
         classifications, comments = iter(block.classifications), iter(block.comments)
         for kind in block.kinds:
             if kind:
-                self.chunk.comments.append(next(comments))
+                self.batch.comments.append(next(comments))
             else:
-                self.chunk.classifications.append(next(classifications))
+                self.batch.classifications.append(next(classifications))
             self.full()
 
-    def _add_classifications(self, rows: Sequence[ClassificationRow]) -> None:
+    def _add_classifications(self, records: Sequence[Classification]) -> None:
         start = 0
-        while start < len(rows):
-            room = self._size - len(self.chunk)
-            self.chunk.classifications.extend(rows[start : start + room])
+        while start < len(records):
+            room = self._size - len(self.batch)
+            self.batch.classifications.extend(records[start : start + room])
             start += room
             self.full()
 
     def finish(self) -> None:
-        if len(self.chunk):
-            self._writer.submit(self.chunk, self._summary)
-        self.chunk = self._new()
+        if len(self.batch):
+            self._writer.submit(self.batch, self._summary)
+        self.batch = Batch()
 
 
 def _load_source(
     source: Source,
     file: InputFile,
     options: LoadOptions,
-    writer: ChunkWriter,
+    writer: BatchWriter,
     rejects: RejectsFile,
-    progress: LoadProgress,
+    progress: Progress,
     rows_before: int,
     pool: Executor | None,
 ) -> tuple[SourceReport, int]:
@@ -409,38 +436,36 @@ def _load_source(
     if source.kind is None:
         return report, 0
     summary = report.summary
-    # The original's classification_events rows leave group membership to its own table.
-    replace_groups = source.kind is not Kind.CLASSIFICATION_EVENTS
-    chunks = _Chunks(writer, summary, options.chunk_size, replace_groups=replace_groups)
+    batcher = _Batcher(writer, summary, options.batch_size)
     rows = 0
     if source.kind is Kind.NDJSON:
         for block in _parsed_blocks(source, options, pool):
             rows += block.items
             summary.ignored += block.ignored
             summary.rejected += len(block.rejected)
-            for rejected in block.rejected:
-                rejects.write(source.name, rejected)
-            chunks.add_block(block)
+            for rejection in block.rejected:
+                rejects.write(source.name, rejection)
+            batcher.add_block(block)
             progress.update(position=file.position(), rows=rows_before + rows)
     else:
         for item in _reader(source.kind, options)(source.lines()):
             rows += 1
-            chunk = chunks.chunk
+            batch = batcher.batch
             if isinstance(item, Classification):
-                chunk.classifications.append(classification_row(item))
+                batch.classifications.append(item)
             elif isinstance(item, Comment):
-                chunk.comments.append(comment_row(item))
+                batch.comments.append(item)
             elif isinstance(item, GroupMembership):
-                chunk.group_rows.append(item)
+                batch.memberships.append(item)
             elif isinstance(item, Ignored):
                 summary.ignored += 1
             else:
                 summary.rejected += 1
                 rejects.write(source.name, item)
-            chunks.full()
+            batcher.full()
             if rows % _PROGRESS_EVERY == 0:
                 progress.update(position=file.position(), rows=rows_before + rows)
-    chunks.finish()
-    # Every chunk of this source is stored before its summary is reported.
+    batcher.finish()
+    # Every batch of this source is stored before its summary is reported.
     writer.drain()
     return report, rows

@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, select
 
-from eras.queries.counts import (
+from eras.domain.query import ContributionOrder, DateRange, Period, UserStatsParams, bucket_start
+from eras.domain.stats import ProjectContribution, Totals, UserStats
+from eras.store.backend import Backend
+from eras.store.queries.counts import (
     USER_CLASSIFICATIONS,
     Shape,
-    Totals,
     family_totals,
     scope_conditions,
     scope_of,
     summed,
 )
-from eras.queries.params import ContributionOrder, DateRange, UserStatsParams, bucket_start
-from eras.store.dialect import Dialect, Period
 from eras.store.schema import ROLLUP_TABLES
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectContribution:
-    project_id: int
-    count: int
-    session_ms: int
-    last_day: date
-
-
-@dataclass(frozen=True, slots=True)
-class UserStats:
-    totals: Totals
-    project_contributions: list[ProjectContribution] | None
-
-
 def user_totals(
-    connection: Connection, dialect: Dialect, *, user_id: int, params: UserStatsParams
+    connection: Connection, backend: Backend, *, user_id: int, params: UserStatsParams
 ) -> Totals:
     return family_totals(
-        connection, dialect, USER_CLASSIFICATIONS, params.counts, {"user_id": (user_id,)}
+        connection, backend, USER_CLASSIFICATIONS, params.counts, {"user_id": (user_id,)}
     )
 
 
@@ -103,9 +88,9 @@ def order_contributions(
 
 
 def user_stats(
-    connection: Connection, dialect: Dialect, *, user_id: int, params: UserStatsParams
+    connection: Connection, backend: Backend, *, user_id: int, params: UserStatsParams
 ) -> UserStats:
-    totals = user_totals(connection, dialect, user_id=user_id, params=params)
+    totals = user_totals(connection, backend, user_id=user_id, params=params)
     contributions = None
     if params.project_contributions:
         contributions = order_contributions(

@@ -1,4 +1,4 @@
-"""What ``eras ingest``, ``eras rebuild-rollups`` and ``eras verify`` do, and what they print.
+"""What ``eras ingest``, ``eras rebuild-rollups`` and ``eras verify`` print.
 
 Results go to standard output, progress bars and errors to standard error. Exit statuses:
 0 success, 1 some rows rejected (ingest) or some rollup rows differ (verify), 2 a fatal error.
@@ -13,19 +13,27 @@ from typing import Final, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from eras.bulk.loader import LoadError, LoadOptions, LoadReport, load, open_inputs, parsers
-from eras.bulk.progress import LoadProgress, StepProgress
-from eras.ingest.service import IngestSummary
+from eras.cli.progress import LoadProgress, StepProgress
+from eras.domain.summary import IngestSummary
+from eras.services import rollups
+from eras.services.loading.loader import (
+    LoadError,
+    LoadOptions,
+    LoadReport,
+    load,
+    open_inputs,
+    parsers,
+)
 from eras.store.database import Database
 from eras.store.migrate import SchemaOutOfDate, ensure_current, migrate
-from eras.store.rollups import ROLLUP_NAMES, rebuild_rollups, rollup_differences
+from eras.store.rollups import ROLLUP_NAMES
 
 OK: Final = 0
 PARTIAL: Final = 1
 FATAL: Final = 2
 
 
-def _counts(summary: IngestSummary) -> str:
+def counts(summary: IngestSummary) -> str:
     return ", ".join(f"{name} {value:,}" for name, value in summary.as_dict().items())
 
 
@@ -72,8 +80,10 @@ def ingest(
 def _print_report(report: LoadReport, out: TextIO) -> None:
     for source in report.sources:
         kind = source.kind or "empty"
-        out.write(f"{source.name} ({kind}): {_counts(source.summary)}\n")
-    out.write(f"total: {_counts(report.total)}\n")
+        out.write(f"{source.name} ({kind}): {counts(source.summary)}\n")
+    out.write(f"total: {counts(report.total)}\n")
+    if report.analyzed:
+        out.write(f"refreshed the planner's statistics of {len(report.analyzed)} tables\n")
     if report.rejects_path is not None:
         out.write(f"rejected rows written to {report.rejects_path.resolve()}\n")
 
@@ -81,11 +91,7 @@ def _print_report(report: LoadReport, out: TextIO) -> None:
 def rebuild(database: Database, *, show_progress: bool, out: TextIO = sys.stdout) -> int:
     """Recompute every rollup in one transaction; readers see old or new totals, never a mix."""
     with StepProgress("rebuilding", len(ROLLUP_NAMES), enabled=show_progress) as progress:
-        rows = database.run_write(
-            lambda connection: rebuild_rollups(
-                connection, database.dialect, on_table=lambda name, _rows: progress.step(name)
-            )
-        )
+        rows = rollups.rebuild(database, on_rollup=lambda name, _rows: progress.step(name))
     for name in ROLLUP_NAMES:
         out.write(f"{name}: {rows[name]:,} rows\n")
     out.write(f"rebuilt {len(rows)} rollups from the raw tables\n")
@@ -96,17 +102,12 @@ def verify(database: Database, *, limit: int, show_progress: bool, out: TextIO =
     """Print each rollup row that differs from the raw tables (up to ``limit``), and a count."""
     differences = 0
     tables: set[str] = set()
-    with (
-        StepProgress("verifying", len(ROLLUP_NAMES), enabled=show_progress) as progress,
-        database.read() as connection,
-    ):
-        for name in ROLLUP_NAMES:
-            for difference in rollup_differences(connection, database.dialect, name):
-                differences += 1
-                tables.add(name)
-                if differences <= limit:
-                    out.write(difference.describe() + "\n")
-            progress.step(name)
+    with StepProgress("verifying", len(ROLLUP_NAMES), enabled=show_progress) as progress:
+        for difference in rollups.differences(database, on_rollup=progress.step):
+            differences += 1
+            tables.add(difference.rollup)
+            if differences <= limit:
+                out.write(difference.describe() + "\n")
     if not differences:
         out.write(f"all {len(ROLLUP_NAMES)} rollups match the raw tables\n")
         return OK

@@ -1,33 +1,18 @@
-"""Counts over the daily rollups: one aggregate statement per answer."""
+"""Counts over the rollups: one aggregate statement per answer."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Select, Table, bindparam, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement, Label
 
-from eras.queries.params import CountParams, DateRange
-from eras.store.dialect import Dialect, Period
+from eras.domain.query import CountParams, DateRange, Period
+from eras.domain.stats import Bucket, Totals
+from eras.store.backend import Backend
 from eras.store.schema import ROLLUP_TABLES
-
-
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    start: date
-    count: int
-    session_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    count: int
-    session_ms: int
-    buckets: tuple[Bucket, ...] | None  # None when no period was asked for
-
 
 # How a query is narrowed, without the values: each filtered dimension and whether it lists
 # several ids, then whether the range has a start and an end. Statements are built once per
@@ -77,22 +62,22 @@ def summed(column: ColumnElement[Any], name: str) -> Label[Any]:
     return cast(func.sum(column), BigInteger).label(name)
 
 
-# Keyed by table, shape, period and dialect name: a few hundred statements at most.
-_TOTALS_STATEMENTS: dict[tuple[str, Shape, Period | None, str], Select[Any]] = {}
+# Keyed by table, shape, period and backend: a few hundred statements at most.
+_TOTALS_STATEMENTS: dict[tuple[str, Shape, Period | None, type[Backend]], Select[Any]] = {}
 
 
 def _totals_statement(
-    table: Table, shape: Shape, period: Period | None, dialect: Dialect
+    table: Table, shape: Shape, period: Period | None, backend: Backend
 ) -> Select[Any]:
-    key = (table.name, shape, period, dialect.name)
+    key = (table.name, shape, period, type(backend))
     statement = _TOTALS_STATEMENTS.get(key)
     if statement is None:
-        statement = _TOTALS_STATEMENTS[key] = _build_totals_statement(table, shape, period, dialect)
+        statement = _TOTALS_STATEMENTS[key] = _build_totals_statement(table, shape, period, backend)
     return statement
 
 
 def _build_totals_statement(
-    table: Table, shape: Shape, period: Period | None, dialect: Dialect
+    table: Table, shape: Shape, period: Period | None, backend: Backend
 ) -> Select[Any]:
     measures = [summed(table.c.count, "total")]
     if "session_ms" in table.c:
@@ -100,13 +85,13 @@ def _build_totals_statement(
     conditions = scope_conditions(table, shape)
     if period is None:
         return select(*measures).where(*conditions)
-    bucket = dialect.bucket(period, table.c.day).label("period")
+    bucket = backend.bucket(period, table.c.day).label("period")
     return select(bucket, *measures).where(*conditions).group_by(bucket).order_by(bucket)
 
 
 def rollup_totals(
     connection: Connection,
-    dialect: Dialect,
+    backend: Backend,
     *,
     table: Table,
     filters: Mapping[str, Sequence[int]],
@@ -119,7 +104,7 @@ def rollup_totals(
     """
     has_session = "session_ms" in table.c
     scope = scope_of(filters, dates)
-    statement = _totals_statement(table, scope.shape, period, dialect)
+    statement = _totals_statement(table, scope.shape, period, backend)
     if period is None:
         row = connection.execute(statement, scope.values).one()
         return Totals(
@@ -180,25 +165,25 @@ GROUP_MEMBER_CLASSIFICATIONS = RollupFamily(
 
 def family_totals(
     connection: Connection,
-    dialect: Dialect,
+    backend: Backend,
     family: RollupFamily,
     params: CountParams,
     fixed: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Totals:
     table, filters = family.scoped(params, fixed)
     return rollup_totals(
-        connection, dialect, table=table, filters=filters, dates=params.dates, period=params.period
+        connection, backend, table=table, filters=filters, dates=params.dates, period=params.period
     )
 
 
-def classification_totals(connection: Connection, dialect: Dialect, params: CountParams) -> Totals:
+def classification_totals(connection: Connection, backend: Backend, params: CountParams) -> Totals:
     """All classifications, or those of the listed workflows or projects (summed)."""
-    return family_totals(connection, dialect, CLASSIFICATIONS, params)
+    return family_totals(connection, backend, CLASSIFICATIONS, params)
 
 
 def comment_totals(
     connection: Connection,
-    dialect: Dialect,
+    backend: Backend,
     params: CountParams,
     *,
     user_ids: tuple[int, ...],
@@ -217,7 +202,7 @@ def comment_totals(
     }[tuple(filters)]
     return rollup_totals(
         connection,
-        dialect,
+        backend,
         table=ROLLUP_TABLES[table],
         filters=filters,
         dates=params.dates,

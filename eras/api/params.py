@@ -1,15 +1,22 @@
-"""Request parameters shared by the count routes, validated with the original service's messages."""
+"""Query parameters validated with the original service's messages, into the domain's
+request types."""
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
+from eras.domain.query import (
+    ContributionOrder,
+    CountParams,
+    DateRange,
+    GroupStatsParams,
+    Period,
+    UserStatsParams,
+)
 from eras.errors import BadRequest
-from eras.store.dialect import Period
 
 MAX_IDS_PER_LIST: Final = 1000
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -23,22 +30,6 @@ INVALID_PERIOD: Final = (
 PROJECT_AND_WORKFLOW: Final = (
     "Cannot query by workflow and project. Either query by one or the other"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class DateRange:
-    start: date | None = None
-    end: date | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CountParams:
-    """Validated common parameters; an empty tuple means the filter is absent."""
-
-    project_ids: tuple[int, ...] = ()
-    workflow_ids: tuple[int, ...] = ()
-    dates: DateRange = field(default_factory=DateRange)
-    period: Period | None = None
 
 
 def present(value: str | None) -> str | None:
@@ -156,19 +147,6 @@ INVALID_CONTRIBUTION_ORDER: Final = (
 )
 
 
-class ContributionOrder(enum.StrEnum):
-    COUNT = "count"
-    RECENTS = "recents"
-
-
-@dataclass(frozen=True, slots=True)
-class UserStatsParams:
-    counts: CountParams
-    time_spent: bool = False
-    project_contributions: bool = False
-    order_by: ContributionOrder = ContributionOrder.COUNT
-
-
 def parse_flag(value: str | None) -> bool:
     """``true`` in any case is true; every other value, or none, is false."""
     text = present(value)
@@ -198,30 +176,12 @@ def parse_user_stats_params(
     )
 
 
-def bucket_start(day: date, period: Period) -> date:
-    """The first day of the calendar bucket holding ``day``: the same rule the SQL applies."""
-    if period is Period.DAY:
-        return day
-    if period is Period.WEEK:
-        return day - timedelta(days=day.weekday())
-    if period is Period.MONTH:
-        return day.replace(day=1)
-    return day.replace(month=1, day=1)
-
-
 # --- group stats ---------------------------------------------------------------------------
 
 BREAKDOWN_WITH_OTHERS: Final = (
     "Cannot query individual stats breakdown with anything else EXCEPT start_date and end_date"
 )
 MAX_TOP_CONTRIBUTORS: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class GroupStatsParams:
-    counts: CountParams
-    top_contributors: int | None = None
-    individual_stats_breakdown: bool = False
 
 
 def parse_top_contributors(value: str | None) -> int | None:

@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from typing import Any
 
-import orjson
+import msgspec
 from fastapi import APIRouter, Depends, Request
 from fastapi.security.http import HTTPBase
 from pydantic import BaseModel
@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from eras.api.dependencies import DatabaseDep, SettingsDep
 from eras.api.responses import ErrorBody, FastJSONResponse
 from eras.config import Settings
+from eras.domain.events import NoPayload, NotJson, body_events
+from eras.domain.records import InvalidEvent
 from eras.errors import BadRequest, Forbidden, PayloadTooLarge
-from eras.ingest.service import IngestSummary, parse_batch, store_batch
-from eras.store.database import Database
+from eras.services.ingest import ingest_events
 
 router = APIRouter(tags=["ingest"])
 
@@ -114,29 +115,23 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _payload(body: bytes, settings: Settings) -> list[Any]:
+def _events(body: bytes, settings: Settings) -> list[msgspec.Raw]:
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        events = body_events(body)
+    except NotJson:
         raise BadRequest("Request body is not valid JSON") from None
-    if not isinstance(document, dict) or "payload" not in document:
-        raise BadRequest('Request body must be a JSON object with a "payload" list of events')
-    payload = document["payload"]
-    if not isinstance(payload, list):
-        raise BadRequest('"payload" must be a list of events')
-    if len(payload) > settings.max_events_per_batch:
+    except NoPayload:
+        raise BadRequest(
+            'Request body must be a JSON object with a "payload" list of events'
+        ) from None
+    except InvalidEvent as error:
+        raise BadRequest(error.reason) from None
+    if len(events) > settings.max_events_per_batch:
         raise PayloadTooLarge(
-            f"Too many events in one batch: {len(payload)}, "
+            f"Too many events in one batch: {len(events)}, "
             f"the limit is {settings.max_events_per_batch}"
         )
-    return payload
-
-
-def _ingest(database: Database, payload: list[Any]) -> IngestSummary:
-    # Parsed before the write transaction starts: on SQLite it holds the database's only write
-    # lock, so anything done inside it is done by one worker of the server at a time.
-    batch = parse_batch(payload)
-    return database.run_write(lambda connection: store_batch(connection, database.dialect, batch))
+    return events
 
 
 _REQUEST_BODY = {
@@ -177,8 +172,8 @@ _REQUEST_BODY = {
     },
 )
 async def post_kinesis(request: Request, settings: SettingsDep, database: DatabaseDep) -> Any:
-    payload = _payload(await _read_body(request, settings.max_body_bytes), settings)
-    summary = await run_in_threadpool(_ingest, database, payload)
+    events = _events(await _read_body(request, settings.max_body_bytes), settings)
+    summary = await run_in_threadpool(ingest_events, database, events)
     counts = summary.as_dict()
     request.app.state.metrics.count_ingest(counts)
     return FastJSONResponse(counts)

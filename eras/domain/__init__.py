@@ -1,0 +1,1 @@
+"""The pure core: records, parsing, rules and the rollup catalogue. No database, no web."""

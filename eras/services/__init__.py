@@ -1,0 +1,1 @@
+"""What the service does, each job owning its transaction: ingest, loading, replay, stats."""

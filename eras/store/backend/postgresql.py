@@ -1,0 +1,232 @@
+"""PostgreSQL through psycopg 3: concurrent writers, row locks, COPY."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any, Final
+
+import orjson
+from psycopg import sql as pgsql
+from psycopg.types.json import set_json_dumps
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    Select,
+    SmallInteger,
+    String,
+    Table,
+    cast,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.elements import ColumnElement
+
+from eras.domain.query import Period
+from eras.store import staging
+from eras.store.backend import Backend, driver_url
+from eras.store.staging import State
+
+# SQLSTATEs worth retrying a whole write transaction for.
+_RETRYABLE_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization, deadlock
+# Any fixed number: it names the advisory lock that keeps two starting servers from both
+# migrating.
+_MIGRATION_LOCK_KEY: Final = 0x45524153
+# Below this many staged rows, the planner's default guess for a never-analysed temporary table
+# (ten pages) is close enough and ANALYZE would cost more than it saves.
+_ANALYZE_FROM_ROWS: Final = 5_000
+
+
+def _binary_type(column_type: Any) -> str:
+    """The PostgreSQL type a staged value is sent as in binary COPY."""
+    if isinstance(column_type, SmallInteger):
+        return "int2"
+    if isinstance(column_type, BigInteger):
+        return "int8"
+    if isinstance(column_type, Integer):
+        return "int4"
+    if isinstance(column_type, DateTime):
+        return "timestamp"
+    if isinstance(column_type, Date):
+        return "date"
+    if isinstance(column_type, Float):
+        return "float8"
+    if isinstance(column_type, Boolean):
+        return "bool"
+    if isinstance(column_type, JSON):
+        return "json"
+    if isinstance(column_type, String):
+        return "text"
+    raise TypeError(f"no binary COPY type for {column_type!r}")
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+
+    def __init__(self) -> None:
+        self._copies: dict[str, tuple[pgsql.Composed, list[str]]] = {}
+
+    # --- connections and transactions ------------------------------------------------------
+
+    def create_engine(self, url: str, *, pool_size: int) -> Engine:
+        engine = create_engine(
+            driver_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+            pool_pre_ping=False,
+            # Errors must not carry event data or ids into logs.
+            hide_parameters=True,
+        )
+        ddl = [str(CreateTable(table).compile(dialect=engine.dialect)) for table in staging.ALL]
+
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # JSON values staged by COPY are written by orjson, not the standard library.
+            set_json_dumps(_json_text, context=dbapi_connection)
+            # Staging tables for the connection's lifetime, emptied at every commit: a write
+            # then costs no DDL and leaves nothing in the catalogue behind it.
+            with dbapi_connection.cursor() as cursor:
+                for statement in ddl:
+                    cursor.execute(statement)
+            dbapi_connection.commit()
+
+        return engine
+
+    def write_lock(self) -> nullcontext[None]:
+        return nullcontext()  # writers are serialised by row locks, where they meet
+
+    def for_writing(self, connection: Connection) -> Connection:
+        return connection
+
+    def is_retryable(self, error: DBAPIError) -> bool:
+        return getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+    def lock_migrations(self, connection: Connection) -> None:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+
+    def lock_raw_tables(self, connection: Connection) -> None:
+        # SHARE conflicts with the ROW EXCLUSIVE lock every INSERT, UPDATE and DELETE takes, so
+        # writers wait for the transaction to commit; plain SELECTs are not blocked.
+        connection.execute(
+            text(
+                "LOCK TABLE classification_events, classification_user_groups, comment_events "
+                "IN SHARE MODE"
+            )
+        )
+
+    # --- SQL expressions -------------------------------------------------------------------
+
+    def insert(self, table: Table) -> postgresql.Insert:
+        return postgresql.insert(table)
+
+    def bucket(self, period: Period, day: ColumnElement[Any]) -> ColumnElement[Any]:
+        if period is Period.DAY:
+            return day
+        # Cast to a plain timestamp first: date_trunc on a DATE would pick the timestamptz
+        # overload and shift buckets by the session time zone. ISO weeks start on Monday.
+        unit: ColumnElement[str] = literal_column(f"'{period.value}'")
+        return cast(func.date_trunc(unit, cast(day, postgresql.TIMESTAMP)), Date)
+
+    def day_of(self, timestamp: ColumnElement[Any]) -> ColumnElement[Any]:
+        return cast(timestamp, Date)
+
+    def session_ms_of(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
+        # round(double precision) rounds a tie to the even integer, as Python does.
+        return cast(func.round(seconds * literal_column("1000.0")), BigInteger)
+
+    # --- the write path --------------------------------------------------------------------
+
+    def stage(self, connection: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        copy_statement = self._copies.get(table.name)
+        if copy_statement is None:
+            names = staging.staged_columns(table)
+            statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, names))
+            )
+            types = [_binary_type(table.c[name].type) for name in names]
+            copy_statement = self._copies[table.name] = (statement, types)
+        statement, types = copy_statement
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        # Binary COPY: psycopg's C dumpers write each value, and the server parses no text.
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+
+    def analyze_staging(self, connection: Connection, tables: Sequence[Table], rows: int) -> None:
+        # Temporary tables are never auto-analysed: without their real size the planner joins
+        # a large batch to the raw tables by scanning them instead of through their keys.
+        if rows >= _ANALYZE_FROM_ROWS:
+            self.analyze(connection, tables)
+
+    def release_staging(self, connection: Connection, tables: Sequence[Table]) -> None:
+        pass  # ON COMMIT DELETE ROWS
+
+    def insert_new(
+        self,
+        connection: Connection,
+        *,
+        stage: Table,
+        target: Table,
+        key: Sequence[str],
+        rows: Select[Any],
+        columns: Sequence[str],
+    ) -> int:
+        # The keys RETURNING gives back are the rows this statement inserted: a row another
+        # transaction inserted first, even concurrently, is a conflict and stays unmarked.
+        inserted = (
+            postgresql.insert(target)
+            .from_select(columns, rows)
+            .on_conflict_do_nothing()
+            .returning(*(target.c[name] for name in key))
+            .cte("inserted")
+        )
+        marked = connection.execute(
+            update(stage)
+            .where(*(stage.c[name] == inserted.c[name] for name in key))
+            .values(state=State.NEW)
+        )
+        return int(marked.rowcount)
+
+    def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:
+        locked = rows.with_for_update(of=of)
+        connection.execute(select(func.count()).select_from(locked.subquery()))
+
+    def analyze(self, connection: Connection, tables: Sequence[Table]) -> None:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        for table in tables:
+            driver.execute(pgsql.SQL("ANALYZE {}").format(pgsql.Identifier(table.name)))
+
+    def estimated_rows(self, connection: Connection, tables: Sequence[Table]) -> int:
+        # The planner's own estimate: -1 (never analysed) counts as empty.
+        estimate = connection.execute(
+            text(
+                "SELECT coalesce(sum(greatest(reltuples, 0)), 0) FROM pg_class "
+                "WHERE oid = ANY(CAST(:names AS regclass[]))"
+            ),
+            {"names": [table.name for table in tables]},
+        ).scalar_one()
+        return int(estimate)

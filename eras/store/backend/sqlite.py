@@ -1,0 +1,240 @@
+"""SQLite: one file, one writer at a time, readers never blocked (WAL)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    case,
+    cast,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.elements import ColumnElement
+
+from eras.domain.query import Period
+from eras.store import staging
+from eras.store.backend import Backend, driver_url
+from eras.store.staging import State
+
+_WRITE_OPTION: Final = "eras_write"
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite DATETIME storage format: always six digits of microseconds, no zone.
+    # Staged keys must be that exact text to compare equal to stored ones.
+    return None if value is None else value.isoformat(" ", "microseconds")
+
+
+def _day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _json(value: Any) -> str | None:
+    # What SQLAlchemy's JSON type stores with its default serializer, to the character.
+    return None if value is None else json.dumps(value)
+
+
+def _converter(column_type: Any) -> Callable[[Any], Any] | None:
+    """How a staged value is written for a column, as SQLAlchemy would store it."""
+    if isinstance(column_type, JSON):
+        return _json
+    if isinstance(column_type, DateTime):
+        return _timestamp
+    if isinstance(column_type, Date):
+        return _day
+    return None  # numbers, text and booleans go as they are
+
+
+class SQLiteBackend(Backend):
+    name = "sqlite"
+
+    def __init__(self, *, busy_timeout_ms: int) -> None:
+        self._busy_timeout_ms = busy_timeout_ms
+        # SQLite allows one writer at a time. Threads of this process queue on this lock
+        # instead of spinning in SQLite's busy handler; other processes are covered by
+        # busy_timeout.
+        self._lock = threading.Lock()
+        self._inserts: dict[str, str] = {}
+
+    # --- connections and transactions ------------------------------------------------------
+
+    def create_engine(self, url: str, *, pool_size: int) -> Engine:
+        engine = create_engine(
+            driver_url(url), pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True
+        )
+        busy_timeout_ms = int(self._busy_timeout_ms)
+        ddl = [str(CreateTable(table).compile(dialect=engine.dialect)) for table in staging.ALL]
+
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let the "begin" listener below issue BEGIN, instead of pysqlite guessing.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            # Wait for another process's write to finish instead of failing with "database is
+            # locked". Set first: switching the journal mode below may itself have to wait.
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            # WAL: readers never block the writer and the writer never blocks readers.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash or
+            # power loss can drop the last commits, which the stream then re-delivers.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            # Staging tables live for the connection, in memory: they never reach the disk.
+            cursor.execute("PRAGMA temp_store=MEMORY")
+            for statement in ddl:
+                cursor.execute(statement)
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def on_begin(connection: Connection) -> None:
+            # A write takes the lock up front: a deferred transaction that upgrades to a write
+            # later can fail with SQLITE_BUSY without the busy handler being consulted.
+            if connection.get_execution_options().get(_WRITE_OPTION):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("BEGIN")
+
+        return engine
+
+    def write_lock(self) -> threading.Lock:
+        return self._lock
+
+    def for_writing(self, connection: Connection) -> Connection:
+        return connection.execution_options(**{_WRITE_OPTION: True})
+
+    def is_retryable(self, error: DBAPIError) -> bool:
+        return False  # one writer at a time: nothing to deadlock with
+
+    def lock_migrations(self, connection: Connection) -> None:
+        pass  # the migration's write transaction (BEGIN IMMEDIATE) already excludes others
+
+    def lock_raw_tables(self, connection: Connection) -> None:
+        pass  # likewise for a rebuild
+
+    # --- SQL expressions -------------------------------------------------------------------
+
+    def insert(self, table: Table) -> sqlite.Insert:
+        return sqlite.insert(table)
+
+    def bucket(self, period: Period, day: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Days are stored as 'YYYY-MM-DD' text, which these functions read and write.
+        expression: ColumnElement[Any]
+        if period is Period.DAY:
+            return day
+        if period is Period.WEEK:
+            # Step back six days, then forward to the next Monday: the Monday on or before.
+            expression = func.date(day, literal_column("'-6 days'"), literal_column("'weekday 1'"))
+        elif period is Period.MONTH:
+            # Cutting the text is several times cheaper per row than strftime's date parsing.
+            expression = func.substr(day, 1, 8).concat(literal_column("'01'"))
+        else:
+            expression = func.substr(day, 1, 5).concat(literal_column("'01-01'"))
+        return type_coerce(expression, Date)
+
+    def day_of(self, timestamp: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Timestamps are 'YYYY-MM-DD HH:MM:SS.ffffff' text and days 'YYYY-MM-DD' text. A CAST
+        # to DATE would apply numeric affinity and keep only the year.
+        return type_coerce(func.date(timestamp), Date)
+
+    def session_ms_of(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
+        # SQLite's round() takes a tie away from zero, Python's to the even integer; session
+        # times are never negative, so truncation is the floor and a tie is spotted exactly.
+        milliseconds = seconds * literal_column("1000.0")
+        fraction = milliseconds - cast(milliseconds, Integer)
+        half_even: ColumnElement[Any] = literal_column("2") * func.round(
+            milliseconds / literal_column("2.0")
+        )
+        return cast(
+            case((fraction == literal_column("0.5"), half_even), else_=func.round(milliseconds)),
+            Integer,
+        )
+
+    # --- the write path --------------------------------------------------------------------
+
+    def stage(self, connection: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        names = staging.staged_columns(table)
+        statement = self._inserts.get(table.name)
+        if statement is None:
+            insert = table.insert().values({name: bindparam(name) for name in names})
+            statement = str(insert.compile(dialect=connection.dialect))
+            self._inserts[table.name] = statement
+        converters = [(index, _converter(table.c[name].type)) for index, name in enumerate(names)]
+        converting = [(index, convert) for index, convert in converters if convert is not None]
+        if converting:
+            converted = []
+            for row in rows:
+                values = list(row)
+                for index, convert in converting:
+                    values[index] = convert(values[index])
+                converted.append(tuple(values))
+            rows = converted
+        # One executemany straight to the driver: the values are already in stored form.
+        connection.exec_driver_sql(statement, rows if isinstance(rows, list) else list(rows))
+
+    def analyze_staging(self, connection: Connection, tables: Sequence[Table], rows: int) -> None:
+        pass  # SQLite plans joins with temporary tables well without statistics
+
+    def release_staging(self, connection: Connection, tables: Sequence[Table]) -> None:
+        for table in tables:
+            connection.execute(delete(table))
+
+    def insert_new(
+        self,
+        connection: Connection,
+        *,
+        stage: Table,
+        target: Table,
+        key: Sequence[str],
+        rows: Select[Any],
+        columns: Sequence[str],
+    ) -> int:
+        # One writer at a time, and this transaction holds the write lock: the keys absent
+        # now are still absent when the INSERT runs.
+        stored = exists().where(*(target.c[name] == stage.c[name] for name in key))
+        marked = connection.execute(update(stage).where(~stored).values(state=State.NEW))
+        if marked.rowcount:
+            connection.execute(
+                target.insert().from_select(columns, rows.where(stage.c.state == State.NEW))
+            )
+        return int(marked.rowcount)
+
+    def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:
+        pass  # the write transaction already excludes every other writer
+
+    def analyze(self, connection: Connection, tables: Sequence[Table]) -> None:
+        quote = connection.dialect.identifier_preparer.quote
+        for table in tables:
+            connection.exec_driver_sql(f"ANALYZE {quote(table.name)}")
+
+    def estimated_rows(self, connection: Connection, tables: Sequence[Table]) -> int:
+        # Raw tables are rowid tables, and rows are rarely deleted from them: the largest rowid
+        # is about their size, read from the end of the b-tree instead of counting.
+        largest: ColumnElement[int] = func.max(literal_column("rowid"))
+        return sum(
+            connection.execute(select(largest).select_from(table)).scalar() or 0 for table in tables
+        )

@@ -1,0 +1,420 @@
+"""The one write path. ``POST /kinesis``, ``eras ingest`` and ``eras rejected replay`` all store
+their records through :func:`write_batch`, inside a transaction the caller owns.
+
+1. **Stage.** Repeats inside the batch are collapsed (the version that wins, by
+   :func:`eras.domain.rules.latest_per_key`; the first copy of a comment or a group row), and
+   the records are copied into temporary staging tables by the backend: binary ``COPY`` on
+   PostgreSQL, one ``executemany`` on SQLite.
+2. **Insert the new ones.** One ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per raw table
+   inserts the staged rows whose key is not stored yet, and marks exactly those ``NEW``.
+3. **Find the ones a later version replaces.** The stored versions of the other staged
+   classifications are locked (PostgreSQL, in key order) and those with an earlier
+   ``updated_at`` than the staged one are marked ``NEWER``. Anything else is a duplicate and
+   changes nothing.
+4. **Withdraw the old contributions, add the new ones.** What each replaced version and its
+   group rows counted for goes into a table of contributions with sign -1, and is overwritten
+   by the new version; every row that arrives (a new or newer classification, its group rows,
+   a new group row of the original's table, a new comment) goes in with sign +1.
+5. **Apply.** Each rollup adds the sums of the contributions with one
+   ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``, rollups in the one lock order of
+   the catalogue (:data:`eras.domain.rollups.LOCK_ORDER`) and keys in order within each, and
+   rows brought to zero are deleted.
+
+The raw tables are touched in a fixed order too (classifications, group rows, comments) and
+always before any rollup, so two writers, whatever they carry, lock rows in the same order and
+queue instead of deadlocking. Nothing is issued per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    SmallInteger,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from eras.domain.records import Classification, Comment, GroupMembership
+from eras.domain.rollups import LOCK_ORDER, Source
+from eras.domain.rules import (
+    first_membership_per_key,
+    first_per_key,
+    group_memberships,
+    latest_per_key,
+)
+from eras.domain.summary import IngestSummary
+from eras.store import staging
+from eras.store.backend import Backend
+from eras.store.rollups import grouped
+from eras.store.schema import (
+    REPLACEABLE_CLASSIFICATION_COLUMNS,
+    ROLLUP_TABLES,
+    classification_events,
+    classification_user_groups,
+    comment_events,
+)
+from eras.store.staging import (
+    State,
+    classification_deltas,
+    comment_deltas,
+    group_deltas,
+    stage_classifications,
+    stage_comments,
+    stage_groups,
+    stage_memberships,
+)
+
+_WRITTEN_IN = "eras_batch_transaction"
+_CLASSIFICATION_KEY = ("classification_id", "event_time")
+_MEMBERSHIP_KEY = ("classification_id", "event_time", "user_group_id")
+_COMMENT_KEY = ("comment_id", "event_time")
+_DELTAS = {
+    Source.CLASSIFICATIONS: classification_deltas,
+    Source.MEMBERSHIPS: group_deltas,
+    Source.COMMENTS: comment_deltas,
+}
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records to store in one transaction.
+
+    ``memberships`` are rows of the original service's ``classification_user_groups`` table;
+    the group rows of stream classifications come with the classifications themselves.
+    """
+
+    classifications: list[Classification] = field(default_factory=list)
+    memberships: list[GroupMembership] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.classifications) + len(self.memberships) + len(self.comments)
+
+
+def replaces(incoming: ColumnElement[Any], stored: ColumnElement[Any]) -> ColumnElement[bool]:
+    """:func:`eras.domain.rules.is_newer` in SQL: only a strictly later ``updated_at`` replaces,
+    and a version without one never does."""
+    return and_(incoming.is_not(None), or_(stored.is_(None), incoming > stored))
+
+
+def _same_key(left: Any, right: Any, names: Sequence[str]) -> list[ColumnElement[bool]]:
+    return [left.c[name] == right.c[name] for name in names]
+
+
+# --- staging rows ----------------------------------------------------------------------------
+
+
+def _classification_row(record: Classification) -> tuple[Any, ...]:
+    return (
+        record.classification_id,
+        record.event_time,
+        record.updated_at,
+        record.started_at,
+        record.finished_at,
+        record.project_id,
+        record.workflow_id,
+        record.user_id,
+        record.user_group_ids,
+        record.session_time,
+        record.already_seen,
+        record.group_ids is not None,
+    )
+
+
+def _membership_row(record: GroupMembership) -> tuple[Any, ...]:
+    return (
+        record.classification_id,
+        record.event_time,
+        record.user_group_id,
+        record.session_time,
+        record.project_id,
+        record.user_id,
+        record.workflow_id,
+    )
+
+
+def _comment_row(record: Comment) -> tuple[Any, ...]:
+    return (record.comment_id, record.event_time, record.project_id, record.user_id)
+
+
+# --- the steps ---------------------------------------------------------------------------
+
+
+def _insert_new(
+    connection: Connection,
+    backend: Backend,
+    stage: Table,
+    target: Table,
+    key: Sequence[str],
+    now: datetime,
+) -> int:
+    """Step 2 for one raw table."""
+    names = [name for name in staging.staged_columns(stage) if name in target.c]
+    stamp = literal(now, DateTime)
+    rows = select(
+        *(stage.c[name] for name in names), stamp.label("created_at"), stamp.label("updated_at")
+    ).order_by(*(stage.c[name] for name in key))
+    return backend.insert_new(
+        connection,
+        stage=stage,
+        target=target,
+        key=key,
+        rows=rows,
+        columns=[*names, "created_at", "updated_at"],
+    )
+
+
+def _contribute(
+    connection: Connection,
+    backend: Backend,
+    deltas: Table,
+    source: Any,
+    sign: int,
+    *conditions: ColumnElement[bool],
+) -> int:
+    """Add one signed contribution to ``deltas`` per row of ``source`` that matches."""
+    dimensions = [
+        name
+        for name in ("user_group_id", "project_id", "workflow_id", "user_id")
+        if name in deltas.c
+    ]
+    measures: list[ColumnElement[Any]] = [backend.day_of(source.c.event_time)]
+    columns = ["sign", *dimensions, "day"]
+    if "session_ms" in deltas.c:
+        measures.append(backend.session_ms_of(source.c.session_time))
+        columns.append("session_ms")
+    rows = select(
+        literal(sign, SmallInteger), *(source.c[name] for name in dimensions), *measures
+    ).where(*(conditions or (true(),)))
+    return int(connection.execute(deltas.insert().from_select(columns, rows)).rowcount)
+
+
+@dataclass(slots=True)
+class _Changes:
+    """Which contribution tables received rows, and whether any was a withdrawal."""
+
+    sources: set[Source] = field(default_factory=set)
+    withdrawn: bool = False
+
+    def note(self, source: Source, rows: int) -> None:
+        if rows:
+            self.sources.add(source)
+
+
+def _write_classifications(
+    connection: Connection,
+    backend: Backend,
+    staged: int,
+    changes: _Changes,
+    now: datetime,
+) -> IngestSummary:
+    stage, stored, groups = stage_classifications, classification_events, classification_user_groups
+    key = _CLASSIFICATION_KEY
+    inserted = _insert_new(connection, backend, stage, stored, key, now)
+    newer = 0
+    if inserted < staged:
+        duplicate = stage.c.state == State.DUPLICATE
+        backend.lock_stored(
+            connection,
+            select(stored.c.classification_id)
+            .where(*_same_key(stored, stage, key), duplicate)
+            .order_by(*(stored.c[name] for name in key)),
+            of=stored,
+        )
+        later = replaces(stage.c.classification_updated_at, stored.c.classification_updated_at)
+        newer = connection.execute(
+            update(stage)
+            .where(duplicate, exists().where(*_same_key(stored, stage, key), later))
+            .values(state=State.NEWER)
+        ).rowcount
+    if newer:
+        is_newer = stage.c.state == State.NEWER
+        changes.withdrawn = True
+        withdrawn = _contribute(
+            connection,
+            backend,
+            classification_deltas,
+            stored,
+            -1,
+            *_same_key(stored, stage, key),
+            is_newer,
+        )
+        changes.note(Source.CLASSIFICATIONS, withdrawn)
+        # A classification that brings its own group rows replaces the stored ones with them.
+        replaced = and_(is_newer, stage.c.own_groups)
+        changes.note(
+            Source.MEMBERSHIPS,
+            _contribute(
+                connection,
+                backend,
+                group_deltas,
+                groups,
+                -1,
+                *_same_key(groups, stage, key),
+                replaced,
+            ),
+        )
+        replaced_keys = select(stage.c.classification_id, stage.c.event_time).where(replaced)
+        connection.execute(
+            delete(groups).where(
+                tuple_(groups.c.classification_id, groups.c.event_time).in_(replaced_keys)
+            )
+        )
+        values: dict[str, Any] = {
+            name: stage.c[name] for name in REPLACEABLE_CLASSIFICATION_COLUMNS
+        }
+        values["updated_at"] = literal(now, DateTime)
+        connection.execute(
+            update(stored).where(*_same_key(stored, stage, key), is_newer).values(values)
+        )
+    if inserted or newer:
+        added = _contribute(
+            connection, backend, classification_deltas, stage, 1, stage.c.state != State.DUPLICATE
+        )
+        changes.note(Source.CLASSIFICATIONS, added)
+    return IngestSummary(inserted=inserted, updated=newer, duplicates=staged - inserted - newer)
+
+
+def _write_memberships(
+    connection: Connection, backend: Backend, stage: Table, changes: _Changes, now: datetime
+) -> int:
+    """New group rows of ``stage`` are inserted and counted; returns how many."""
+    inserted = _insert_new(
+        connection, backend, stage, classification_user_groups, _MEMBERSHIP_KEY, now
+    )
+    if inserted:
+        changes.note(
+            Source.MEMBERSHIPS,
+            _contribute(connection, backend, group_deltas, stage, 1, stage.c.state == State.NEW),
+        )
+    return inserted
+
+
+def _drop_groups_of_duplicates(connection: Connection) -> None:
+    """Only classifications inserted or replaced bring their group rows."""
+    duplicates = select(
+        stage_classifications.c.classification_id, stage_classifications.c.event_time
+    ).where(stage_classifications.c.state == State.DUPLICATE)
+    connection.execute(
+        delete(stage_groups).where(
+            tuple_(stage_groups.c.classification_id, stage_groups.c.event_time).in_(duplicates)
+        )
+    )
+
+
+def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
+    """Step 5: every rollup of a source that changed adds its contributions, in lock order."""
+    for rollup in LOCK_ORDER:
+        if rollup.source not in changes.sources:
+            continue
+        table, deltas = ROLLUP_TABLES[rollup.name], _DELTAS[rollup.source]
+        sums = grouped(
+            rollup,
+            deltas,
+            day=deltas.c.day,
+            weight=deltas.c.sign,
+            session_ms=deltas.c.session_ms if rollup.with_session else None,
+        )
+        measures = rollup.measures
+        nonzero = [func.sum(deltas.c.sign) != 0]
+        if rollup.with_session:
+            nonzero.append(func.sum(deltas.c.sign * deltas.c.session_ms) != 0)
+        sums = sums.having(or_(*nonzero)).order_by(*(deltas.c[column] for column in rollup.key))
+        statement = backend.insert(table).from_select([*rollup.key, *measures], sums)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(rollup.key),
+            set_={measure: table.c[measure] + statement.excluded[measure] for measure in measures},
+        )
+        connection.execute(statement)
+        if changes.withdrawn:
+            emptied = select(*(deltas.c[column] for column in rollup.key)).where(deltas.c.sign < 0)
+            connection.execute(
+                delete(table).where(
+                    table.c.count <= 0,
+                    tuple_(*(table.c[column] for column in rollup.key)).in_(emptied),
+                )
+            )
+
+
+def write_batch(
+    connection: Connection, backend: Backend, batch: Batch, *, now: datetime | None = None
+) -> IngestSummary:
+    """Store every record of ``batch`` and bring every rollup up to date with it.
+
+    One batch per transaction. Idempotent: repeats change nothing, a classification updated
+    later replaces the stored version in every total, and the rollups equal a rebuild from the
+    raw tables afterwards.
+    Counts ``inserted``, ``duplicates`` and ``updated``; the caller adds what it ignored and
+    rejected.
+    """
+    transaction = connection.get_transaction()
+    if transaction is None or connection.info.get(_WRITTEN_IN) is transaction:
+        # PostgreSQL empties the staging tables only when the transaction ends.
+        raise RuntimeError("write_batch needs a transaction of its own")
+    connection.info[_WRITTEN_IN] = transaction
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    classifications = latest_per_key(batch.classifications)
+    memberships = first_membership_per_key(batch.memberships)
+    comments = first_per_key(batch.comments)
+    derived = [row for record in classifications for row in group_memberships(record)]
+
+    staged = [
+        (stage_classifications, [_classification_row(record) for record in classifications]),
+        (stage_groups, [_membership_row(row) for row in derived]),
+        (stage_memberships, [_membership_row(row) for row in memberships]),
+        (stage_comments, [_comment_row(record) for record in comments]),
+    ]
+    used = [table for table, rows in staged if rows]
+    for table, rows in staged:
+        backend.stage(connection, table, rows)
+    backend.analyze_staging(connection, used, len(batch))
+
+    repeats = len(batch) - len(classifications) - len(memberships) - len(comments)
+    summary = IngestSummary(duplicates=repeats)
+    changes = _Changes()
+    if classifications:
+        written = _write_classifications(connection, backend, len(classifications), changes, now)
+        summary += written
+        if derived:
+            if written.duplicates:
+                _drop_groups_of_duplicates(connection)
+            _write_memberships(connection, backend, stage_groups, changes, now)
+    if memberships:
+        inserted = _write_memberships(connection, backend, stage_memberships, changes, now)
+        summary += IngestSummary(inserted=inserted, duplicates=len(memberships) - inserted)
+    if comments:
+        inserted = _insert_new(
+            connection, backend, stage_comments, comment_events, _COMMENT_KEY, now
+        )
+        if inserted:
+            changes.note(
+                Source.COMMENTS,
+                _contribute(
+                    connection,
+                    backend,
+                    comment_deltas,
+                    stage_comments,
+                    1,
+                    stage_comments.c.state == State.NEW,
+                ),
+            )
+        summary += IngestSummary(inserted=inserted, duplicates=len(comments) - inserted)
+    _apply(connection, backend, changes)
+    backend.release_staging(connection, [*used, *(_DELTAS[source] for source in changes.sources)])
+    return summary
