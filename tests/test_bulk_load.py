@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import shutil
 import signal
@@ -160,6 +161,126 @@ class TestPanoptesExports:
         assert detected.returncode == 2
         assert "--project-id" in detected.stderr and EXAMPLE.name in detected.stderr
         assert raw_counts(database) == (0, 0)
+
+
+# The real exports as they come back from the tools people open them with: R 4.2.2
+# (read.csv, then write.csv: quoted text, NA for a missing value) and pandas 3.1.1 (read_csv,
+# then to_csv: an empty cell, or NaN with na_rep="NaN", and user ids written as floats, 1325316.0,
+# because the column holds missing values), gzip-compressed.
+REWRITTEN = {
+    EXAMPLE: ["r", "pandas", "pandas-nan"],
+    CAT_PROJECT: ["r", "pandas"],
+}
+
+
+class TestRewrittenExports:
+    @pytest.mark.parametrize(
+        ("export", "tool"),
+        [(export, tool) for export, tools in REWRITTEN.items() for tool in tools],
+        ids=lambda value: value.stem if isinstance(value, Path) else value,
+    )
+    async def test_load_as_the_original_does_anonymous_rows_included(
+        self, database_url, database, client, export, tool
+    ):
+        rewritten = export.with_name(f"{export.stem}.{tool}.csv.gz")
+        project = EXPORTS[export]
+        result = ingest(database_url, "--project-id", str(project), rewritten)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+        expected = export_totals(export)  # read from the original, by the test's own parser
+        classified = sum(expected["day"].values())
+        assert f"inserted {classified:,}, duplicates 0, updated 0, ignored 0, rejected 0" in (
+            result.stdout
+        )
+        per_user: Counter[int] = Counter()
+        per_user_ms: Counter[int] = Counter()
+        for (user, _day), (count, milliseconds) in stored.rollup(
+            database, "classification_user_daily"
+        ).items():
+            per_user[user] += count
+            per_user_ms[user] += milliseconds
+        assert per_user == expected["user"] and per_user_ms == expected["user_ms"]
+        anonymous = classified - sum(expected["user"].values())
+        assert anonymous > 0
+        rows = stored.classifications(database)
+        assert sum(1 for row in rows.values() if row.user_id is None) == anonymous
+        assert await classifications(client, project_id=str(project)) == {"total_count": classified}
+        for workflow, count in expected["workflow"].items():
+            assert await classifications(client, workflow_id=str(workflow)) == {
+                "total_count": count
+            }
+
+
+MISSING = ["", "NA", "NaN", "null", "None", "nan", "NULL"]
+
+
+class TestMissingCells:
+    """Every cell where a value may be missing reads the ways real files write "no value"."""
+
+    @pytest.mark.parametrize("missing", MISSING)
+    def test_in_the_original_tables(self, database_url, database, tmp_path, missing):
+        events = tmp_path / "classification_events.csv"
+        events.write_text(
+            EVENTS_HEADER + f"1,2023-05-17 18:49:09.123,{missing},2023-05-17 18:49:00,"
+            f"2023-05-17 18:49:09.123,1,2,{missing},{missing},{missing},2023-05-17 18:49:10,"
+            "2023-05-17 18:49:10\n"
+        )
+        comments = tmp_path / "comment_events.csv"
+        comments.write_text(
+            "comment_id,event_time,comment_updated_at,project_id,user_id,created_at,updated_at\n"
+            f"5,2023-05-17 18:49:09,{missing},{missing},{missing},2023-05-17 18:49:10,"
+            "2023-05-17 18:49:10\n"
+        )
+        result = ingest(database_url, events, comments)
+        assert result.returncode == 0, result.stdout + result.stderr
+        [row] = stored.classifications(database).values()
+        assert (row.user_id, row.user_group_ids, row.classification_updated_at) == (
+            None,
+            None,
+            None,
+        )
+        assert row.session_time == pytest.approx(9.123)  # computed, as for an empty cell
+        assert stored.rollup(database, "classification_user_daily") == {}
+        assert stored.rollup(database, "comment_daily") == {(date(2023, 5, 17),): (1,)}
+        assert stored.rollup(database, "comment_user_daily") == {}
+
+    @pytest.mark.parametrize("missing", ["NA", "NaN", "None"])
+    def test_where_a_value_is_required_it_is_a_rejection_naming_the_column(
+        self, database_url, tmp_path, missing
+    ):
+        lines = EXAMPLE.read_text().splitlines(keepends=True)
+        header, row = lines[0], lines[1]
+        columns = header.strip().split(",")
+        fields = next(csv.reader([row]))
+        rows = []
+        for column in ("classification_id", "created_at", "workflow_id"):
+            broken = list(fields)
+            broken[columns.index(column)] = missing
+            buffer = io.StringIO()
+            csv.writer(buffer).writerow(broken)
+            rows.append(buffer.getvalue())
+        export = tmp_path / "export.csv"
+        export.write_text(header + "".join(rows))
+        rejects = tmp_path / "rejects.ndjson"
+        result = ingest(database_url, "--project-id", "1", "--rejects", rejects, export)
+        assert result.returncode == 1
+        reasons = [entry["reason"] for entry in read_rejects(rejects)]
+        assert reasons == ["missing classification_id", "missing created_at", "missing workflow_id"]
+
+    def test_a_metadata_cell_without_a_value_is_no_metadata(self, database_url, database, tmp_path):
+        lines = EXAMPLE.read_text().splitlines(keepends=True)
+        header, row = lines[0], lines[1]
+        columns = header.strip().split(",")
+        fields = next(csv.reader([row]))
+        fields[columns.index("metadata")] = "NA"
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(fields)
+        export = tmp_path / "export.csv"
+        export.write_text(header + buffer.getvalue())
+        result = ingest(database_url, "--project-id", "1", export)
+        assert result.returncode == 0, result.stdout
+        [stored_row] = stored.classifications(database).values()
+        assert (stored_row.session_time, stored_row.started_at) == (0.0, None)
 
 
 class TestNdjson:
@@ -591,7 +712,7 @@ class TestParallelParsing:
         with file.sources() as sources:
             expected = [
                 {"line": item.line, "event": item.position, "reason": item.reason}
-                for item in read_ndjson(next(sources).lines())
+                for item in read_ndjson(line.encode() for line in next(sources).lines())
                 if isinstance(item, Rejection)
             ]
         rejected = read_rejects(tmp_path / "parallel.ndjson")

@@ -6,7 +6,7 @@ Every rollup row is a GROUP BY of one source (:class:`eras.domain.rollups.Source
 ``classification_user_groups`` (its rows carry the project, workflow, user and session time they
 count with, so no join is needed), ``comment_*`` rollups over ``comment_events``. The write path
 (:mod:`eras.store.write`) applies its changes through the same :func:`grouped` query over its
-signed contributions, so a write and a rebuild agree by construction.
+contributions, so a write and a rebuild agree by construction.
 """
 
 from __future__ import annotations
@@ -47,20 +47,21 @@ def grouped(
     source: FromClause,
     *,
     day: ColumnElement[Any],
-    weight: ColumnElement[Any],
+    count: ColumnElement[Any],
     session_ms: ColumnElement[Any] | None,
 ) -> Select[Any]:
     """Rows of ``rollup`` summed from ``source``: dimensions, day, count [, session_ms].
 
-    ``source`` has the rollup's dimension columns under their rollup names; ``weight`` is 1
-    for a raw row, or +1/-1 for a contribution added or withdrawn. Rows with a null
-    dimension count toward no row of this rollup (an anonymous user has no user rollup).
+    ``source`` has the rollup's dimension columns under their rollup names; ``count`` and
+    ``session_ms`` are what each of its rows counts for (1 and its milliseconds for a raw row,
+    a signed sum for a row of contributions). Rows with a null dimension count toward no row
+    of this rollup (an anonymous volunteer has no volunteer rollup).
     """
     dimensions = [source.c[dimension] for dimension in rollup.dimensions]
-    measures: list[ColumnElement[Any]] = [cast(func.sum(weight), BigInteger).label("count")]
+    measures: list[ColumnElement[Any]] = [cast(func.sum(count), BigInteger).label("count")]
     if rollup.with_session:
         assert session_ms is not None
-        measures.append(cast(func.sum(weight * session_ms), BigInteger).label("session_ms"))
+        measures.append(cast(func.sum(session_ms), BigInteger).label("session_ms"))
     # Always a WHERE clause: SQLite needs one between INSERT ... SELECT and ON CONFLICT.
     conditions: list[ColumnElement[bool]] = [dimension.is_not(None) for dimension in dimensions]
     if not conditions:
@@ -79,7 +80,7 @@ def expected_rollup(backend: Backend, rollup: Rollup) -> Select[Any]:
         rollup,
         source,
         day=backend.day_of(source.c.event_time),
-        weight=literal(1, BigInteger),
+        count=literal(1, BigInteger),
         session_ms=backend.session_ms_of(source.c.session_time) if rollup.with_session else None,
     )
 
@@ -97,7 +98,8 @@ def rebuild_rollup(connection: Connection, backend: Backend, rollup: Rollup) -> 
     connection.execute(delete(table))
     columns = [*rollup.key, *rollup.measures]
     result = connection.execute(
-        table.insert().from_select(columns, expected_rollup(backend, rollup))
+        table.insert().from_select(columns, expected_rollup(backend, rollup)),
+        execution_options={"preserve_rowcount": True},
     )
     return max(result.rowcount, 0)
 

@@ -66,32 +66,33 @@ stage_groups = _staged("eras_stage_groups", classification_user_groups)
 stage_memberships = _staged("eras_stage_memberships", classification_user_groups)
 stage_comments = _staged("eras_stage_comments", comment_events)
 
-# Signed contributions: one row per raw row that arrives (+1) or leaves (-1).
+# Contributions: what the rows that arrive (positive) and leave (negative) count for, summed
+# per key and day. A rollup row's change is then the sum of a few rows, not of one per event.
 classification_deltas = _temporary(
     "eras_classification_deltas",
-    Column("sign", SmallInteger, nullable=False),
     Column("project_id", BigInteger, nullable=False),
     Column("workflow_id", BigInteger, nullable=False),
     Column("user_id", BigInteger),
     Column("day", Date, nullable=False),
+    Column("count", BigInteger, nullable=False),
     Column("session_ms", BigInteger, nullable=False),
 )
 group_deltas = _temporary(
     "eras_group_deltas",
-    Column("sign", SmallInteger, nullable=False),
     Column("user_group_id", BigInteger, nullable=False),
     Column("project_id", BigInteger, nullable=False),
     Column("workflow_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=False),
     Column("day", Date, nullable=False),
+    Column("count", BigInteger, nullable=False),
     Column("session_ms", BigInteger, nullable=False),
 )
 comment_deltas = _temporary(
     "eras_comment_deltas",
-    Column("sign", SmallInteger, nullable=False),
     Column("project_id", BigInteger),
     Column("user_id", BigInteger),
     Column("day", Date, nullable=False),
+    Column("count", BigInteger, nullable=False),
 )
 
 STAGED_ROWS: Final = (stage_classifications, stage_groups, stage_memberships, stage_comments)

@@ -30,12 +30,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     DateTime,
-    SmallInteger,
     Table,
     and_,
     delete,
@@ -81,9 +81,12 @@ from eras.store.staging import (
 )
 
 _WRITTEN_IN = "eras_batch_transaction"
+# SQLAlchemy reports the rows an INSERT wrote only when asked to.
+_COUNTED: Final = {"preserve_rowcount": True}
 _CLASSIFICATION_KEY = ("classification_id", "event_time")
 _MEMBERSHIP_KEY = ("classification_id", "event_time", "user_group_id")
 _COMMENT_KEY = ("comment_id", "event_time")
+_DIMENSIONS = ("user_group_id", "project_id", "workflow_id", "user_id")
 _DELTAS = {
     Source.CLASSIFICATIONS: classification_deltas,
     Source.MEMBERSHIPS: group_deltas,
@@ -156,28 +159,39 @@ def _comment_row(record: Comment) -> tuple[Any, ...]:
 # --- the steps ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Inserted:
+    rows: int
+    # Which staged rows were just inserted: every one of them when none was stored already
+    # (then the backend may leave them unmarked), else those marked NEW.
+    condition: ColumnElement[bool]
+
+
 def _insert_new(
     connection: Connection,
     backend: Backend,
     stage: Table,
     target: Table,
     key: Sequence[str],
+    staged: int,
     now: datetime,
-) -> int:
-    """Step 2 for one raw table."""
+) -> _Inserted:
+    """Step 2 for one raw table: the staged rows whose key is not stored yet."""
     names = [name for name in staging.staged_columns(stage) if name in target.c]
     stamp = literal(now, DateTime)
     rows = select(
         *(stage.c[name] for name in names), stamp.label("created_at"), stamp.label("updated_at")
     ).order_by(*(stage.c[name] for name in key))
-    return backend.insert_new(
+    inserted = backend.insert_new(
         connection,
         stage=stage,
         target=target,
         key=key,
         rows=rows,
         columns=[*names, "created_at", "updated_at"],
+        staged=staged,
     )
+    return _Inserted(inserted, true() if inserted == staged else stage.c.state == State.NEW)
 
 
 def _contribute(
@@ -188,21 +202,22 @@ def _contribute(
     sign: int,
     *conditions: ColumnElement[bool],
 ) -> int:
-    """Add one signed contribution to ``deltas`` per row of ``source`` that matches."""
-    dimensions = [
-        name
-        for name in ("user_group_id", "project_id", "workflow_id", "user_id")
-        if name in deltas.c
-    ]
-    measures: list[ColumnElement[Any]] = [backend.day_of(source.c.event_time)]
-    columns = ["sign", *dimensions, "day"]
+    """Add what the rows of ``source`` that match count for to ``deltas``, summed per key and
+    day, with ``sign`` +1 for rows that arrive and -1 for rows that leave."""
+    dimensions = [name for name in _DIMENSIONS if name in deltas.c]
+    keys = [*(source.c[name] for name in dimensions), backend.day_of(source.c.event_time)]
+    measures: list[ColumnElement[Any]] = [literal(sign, BigInteger) * func.count()]
+    columns = [*dimensions, "day", "count"]
     if "session_ms" in deltas.c:
-        measures.append(backend.session_ms_of(source.c.session_time))
+        measures.append(
+            literal(sign, BigInteger) * func.sum(backend.session_ms_of(source.c.session_time))
+        )
         columns.append("session_ms")
-    rows = select(
-        literal(sign, SmallInteger), *(source.c[name] for name in dimensions), *measures
-    ).where(*(conditions or (true(),)))
-    return int(connection.execute(deltas.insert().from_select(columns, rows)).rowcount)
+    rows = select(*keys, *measures).where(*(conditions or (true(),))).group_by(*keys)
+    inserted = connection.execute(
+        deltas.insert().from_select(columns, rows), execution_options=_COUNTED
+    )
+    return int(inserted.rowcount)
 
 
 @dataclass(slots=True)
@@ -224,11 +239,14 @@ def _write_classifications(
     changes: _Changes,
     now: datetime,
 ) -> IngestSummary:
-    stage, stored, groups = stage_classifications, classification_events, classification_user_groups
+    stage, stored = stage_classifications, classification_events
     key = _CLASSIFICATION_KEY
-    inserted = _insert_new(connection, backend, stage, stored, key, now)
+    inserted = _insert_new(connection, backend, stage, stored, key, staged, now)
+    arrived = inserted.condition
     newer = 0
-    if inserted < staged:
+    if inserted.rows < staged:
+        # Step 3. Every staged row is marked now: NEW, NEWER or a DUPLICATE.
+        arrived = stage.c.state != State.DUPLICATE
         duplicate = stage.c.state == State.DUPLICATE
         backend.lock_stored(
             connection,
@@ -244,66 +262,71 @@ def _write_classifications(
             .values(state=State.NEWER)
         ).rowcount
     if newer:
-        is_newer = stage.c.state == State.NEWER
-        changes.withdrawn = True
-        withdrawn = _contribute(
-            connection,
-            backend,
-            classification_deltas,
-            stored,
-            -1,
-            *_same_key(stored, stage, key),
-            is_newer,
-        )
-        changes.note(Source.CLASSIFICATIONS, withdrawn)
-        # A classification that brings its own group rows replaces the stored ones with them.
-        replaced = and_(is_newer, stage.c.own_groups)
-        changes.note(
-            Source.MEMBERSHIPS,
-            _contribute(
-                connection,
-                backend,
-                group_deltas,
-                groups,
-                -1,
-                *_same_key(groups, stage, key),
-                replaced,
-            ),
-        )
-        replaced_keys = select(stage.c.classification_id, stage.c.event_time).where(replaced)
-        connection.execute(
-            delete(groups).where(
-                tuple_(groups.c.classification_id, groups.c.event_time).in_(replaced_keys)
-            )
-        )
-        values: dict[str, Any] = {
-            name: stage.c[name] for name in REPLACEABLE_CLASSIFICATION_COLUMNS
-        }
-        values["updated_at"] = literal(now, DateTime)
-        connection.execute(
-            update(stored).where(*_same_key(stored, stage, key), is_newer).values(values)
-        )
-    if inserted or newer:
-        added = _contribute(
-            connection, backend, classification_deltas, stage, 1, stage.c.state != State.DUPLICATE
-        )
+        _replace(connection, backend, changes, now)
+    if inserted.rows or newer:
+        added = _contribute(connection, backend, classification_deltas, stage, 1, arrived)
         changes.note(Source.CLASSIFICATIONS, added)
-    return IngestSummary(inserted=inserted, updated=newer, duplicates=staged - inserted - newer)
+    return IngestSummary(
+        inserted=inserted.rows, updated=newer, duplicates=staged - inserted.rows - newer
+    )
+
+
+def _replace(connection: Connection, backend: Backend, changes: _Changes, now: datetime) -> None:
+    """Step 4 for the stored versions staged NEWER ones replace: withdraw what they counted
+    for, and overwrite them."""
+    stage, stored, groups = stage_classifications, classification_events, classification_user_groups
+    key = _CLASSIFICATION_KEY
+    is_newer = stage.c.state == State.NEWER
+    changes.withdrawn = True
+    withdrawn = _contribute(
+        connection,
+        backend,
+        classification_deltas,
+        stored,
+        -1,
+        *_same_key(stored, stage, key),
+        is_newer,
+    )
+    changes.note(Source.CLASSIFICATIONS, withdrawn)
+    # A classification that brings its own group rows replaces the stored ones with them.
+    replaced = and_(is_newer, stage.c.own_groups)
+    changes.note(
+        Source.MEMBERSHIPS,
+        _contribute(
+            connection, backend, group_deltas, groups, -1, *_same_key(groups, stage, key), replaced
+        ),
+    )
+    replaced_keys = select(stage.c.classification_id, stage.c.event_time).where(replaced)
+    connection.execute(
+        delete(groups).where(
+            tuple_(groups.c.classification_id, groups.c.event_time).in_(replaced_keys)
+        )
+    )
+    values: dict[str, Any] = {name: stage.c[name] for name in REPLACEABLE_CLASSIFICATION_COLUMNS}
+    values["updated_at"] = literal(now, DateTime)
+    connection.execute(
+        update(stored).where(*_same_key(stored, stage, key), is_newer).values(values)
+    )
 
 
 def _write_memberships(
-    connection: Connection, backend: Backend, stage: Table, changes: _Changes, now: datetime
+    connection: Connection,
+    backend: Backend,
+    stage: Table,
+    staged: int,
+    changes: _Changes,
+    now: datetime,
 ) -> int:
     """New group rows of ``stage`` are inserted and counted; returns how many."""
     inserted = _insert_new(
-        connection, backend, stage, classification_user_groups, _MEMBERSHIP_KEY, now
+        connection, backend, stage, classification_user_groups, _MEMBERSHIP_KEY, staged, now
     )
-    if inserted:
+    if inserted.rows:
         changes.note(
             Source.MEMBERSHIPS,
-            _contribute(connection, backend, group_deltas, stage, 1, stage.c.state == State.NEW),
+            _contribute(connection, backend, group_deltas, stage, 1, inserted.condition),
         )
-    return inserted
+    return inserted.rows
 
 
 def _drop_groups_of_duplicates(connection: Connection) -> None:
@@ -328,13 +351,11 @@ def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
             rollup,
             deltas,
             day=deltas.c.day,
-            weight=deltas.c.sign,
+            count=deltas.c.count,
             session_ms=deltas.c.session_ms if rollup.with_session else None,
         )
         measures = rollup.measures
-        nonzero = [func.sum(deltas.c.sign) != 0]
-        if rollup.with_session:
-            nonzero.append(func.sum(deltas.c.sign * deltas.c.session_ms) != 0)
+        nonzero = [func.sum(deltas.c[measure]) != 0 for measure in measures]
         sums = sums.having(or_(*nonzero)).order_by(*(deltas.c[column] for column in rollup.key))
         statement = backend.insert(table).from_select([*rollup.key, *measures], sums)
         statement = statement.on_conflict_do_update(
@@ -343,7 +364,7 @@ def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
         )
         connection.execute(statement)
         if changes.withdrawn:
-            emptied = select(*(deltas.c[column] for column in rollup.key)).where(deltas.c.sign < 0)
+            emptied = select(*(deltas.c[column] for column in rollup.key)).where(deltas.c.count < 0)
             connection.execute(
                 delete(table).where(
                     table.c.count <= 0,
@@ -394,27 +415,22 @@ def write_batch(
         if derived:
             if written.duplicates:
                 _drop_groups_of_duplicates(connection)
-            _write_memberships(connection, backend, stage_groups, changes, now)
+            _write_memberships(connection, backend, stage_groups, len(derived), changes, now)
     if memberships:
-        inserted = _write_memberships(connection, backend, stage_memberships, changes, now)
+        inserted = _write_memberships(
+            connection, backend, stage_memberships, len(memberships), changes, now
+        )
         summary += IngestSummary(inserted=inserted, duplicates=len(memberships) - inserted)
     if comments:
-        inserted = _insert_new(
-            connection, backend, stage_comments, comment_events, _COMMENT_KEY, now
+        new = _insert_new(
+            connection, backend, stage_comments, comment_events, _COMMENT_KEY, len(comments), now
         )
-        if inserted:
-            changes.note(
-                Source.COMMENTS,
-                _contribute(
-                    connection,
-                    backend,
-                    comment_deltas,
-                    stage_comments,
-                    1,
-                    stage_comments.c.state == State.NEW,
-                ),
+        if new.rows:
+            added = _contribute(
+                connection, backend, comment_deltas, stage_comments, 1, new.condition
             )
-        summary += IngestSummary(inserted=inserted, duplicates=len(comments) - inserted)
+            changes.note(Source.COMMENTS, added)
+        summary += IngestSummary(inserted=new.rows, duplicates=len(comments) - new.rows)
     _apply(connection, backend, changes)
     backend.release_staging(connection, [*used, *(_DELTAS[source] for source in changes.sources)])
     return summary

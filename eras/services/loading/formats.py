@@ -8,7 +8,6 @@ line where the bad row starts.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
@@ -55,7 +54,7 @@ def _event(event: EventBytes, line: int, position: int | None) -> Item:
         return Rejection(reason=error.reason, event=as_json(event), line=line, position=position)
 
 
-def read_ndjson(lines: Iterable[str], *, first_line: int = 1) -> Iterator[Item]:
+def read_ndjson(lines: Iterable[bytes], *, first_line: int = 1) -> Iterator[Item]:
     """One stream event per line, or one ``{"payload": [...]}`` body per line.
 
     ``first_line`` is the number of the first of ``lines`` in its source.
@@ -66,7 +65,8 @@ def read_ndjson(lines: Iterable[str], *, first_line: int = 1) -> Iterator[Item]:
         try:
             envelope = decode_envelope(line)
         except NotJson as error:
-            yield Rejection(reason=error.reason, event=line.rstrip("\r\n"), line=number)
+            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            yield Rejection(reason=error.reason, event=text, line=number)
             continue
         except InvalidEvent as error:
             yield Rejection(reason=error.reason, event=as_json(line), line=number)
@@ -107,13 +107,12 @@ _BLOCK_ENCODER: Final = msgspec.msgpack.Encoder()
 BLOCKS: Final = msgspec.msgpack.Decoder(ParsedBlock)
 
 
-def parse_ndjson_block(text: str, first_line: int) -> bytes:
+def parse_ndjson_block(data: bytes, first_line: int) -> bytes:
     """Read a block of ndjson lines, the first of them line ``first_line`` of its source;
     returns the :class:`ParsedBlock`, encoded."""
     block = ParsedBlock()
     classifications, comments, kinds = block.classifications, block.comments, block.kinds
-    # newline="" splits lines exactly where the source's text stream does.
-    for item in read_ndjson(io.StringIO(text, newline=""), first_line=first_line):
+    for item in read_ndjson(data.splitlines(), first_line=first_line):
         block.items += 1
         if isinstance(item, Classification):
             classifications.append(item)

@@ -1,4 +1,4 @@
-"""Input files: plain, gzip or zip, read as text one source at a time, with their format.
+"""Input files: plain, gzip or zip, read one source at a time, with their format.
 
 The format of a source is recognised from its first line: a JSON object starts an ndjson file;
 otherwise the CSV header names the columns of a Panoptes export or of one of the original
@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, cast
+from typing import IO, Any, Final, cast
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ZIP_MAGIC: Final = b"PK\x03\x04"
+_BOM: Final = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some tools write first
+# Bytes looked at to recognise a source's format; its first line ends within them.
+_PEEK: Final = 1 << 16
 # What a truncated or corrupt file raises part-way through.
 _READ_ERRORS: Final = (OSError, EOFError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile)
 
@@ -81,60 +84,69 @@ def detect(first_line: str) -> Kind | None:
 
 @dataclass(slots=True)
 class Source:
-    """One stream of text: a plain file, a gzip file, or one member of a zip archive."""
+    """One stream of bytes: a plain file, a gzip file, or one member of a zip archive.
+
+    CSV is read as text (:meth:`lines`); ndjson as bytes (:meth:`blocks`), which the JSON
+    decoder reads directly, skipping a decode to text and back.
+    """
 
     name: str
     kind: Kind | None  # None for an empty source
-    first_line: str  # already read from ``text``
-    text: IO[str]
+    first_line: str  # for recognising the format and for messages; not consumed
+    stream: IO[bytes]
 
     def lines(self) -> Iterator[str]:
-        """Every line, the first one included."""
-        if self.first_line:
-            yield self.first_line
+        """Every line as text, the first one included."""
+        # newline="" keeps line ends inside quoted CSV fields for the csv module; utf-8-sig
+        # drops a byte-order mark some tools write at the start of a CSV file.
+        text = io.TextIOWrapper(self.stream, encoding="utf-8-sig", newline="")
         try:
-            yield from self.text
+            yield from text
         except _READ_ERRORS as error:
             raise InputError(f"cannot read {self.name}: {error}") from None
 
-    def blocks(self, size: int) -> Iterator[tuple[int, str]]:
-        """The text in blocks of whole lines, about ``size`` characters each (a longer line makes a
+    def blocks(self, size: int) -> Iterator[tuple[int, bytes]]:
+        """The bytes in blocks of whole lines, about ``size`` bytes each (a longer line makes a
         longer block), with the number of each block's first line.
 
-        Lines end where :meth:`lines` ends them: at ``\n``, ``\r\n`` or a lone ``\r``.
+        Lines end at ``\n``, ``\r\n`` or a lone ``\r``, as ``bytes.splitlines`` ends them.
         """
         line = 1
-        parts = [self.first_line] if self.first_line else []
+        parts: list[bytes] = []
+        first = True
         while True:
             try:
-                text = self.text.read(size)
+                data = self.stream.read(size)
             except _READ_ERRORS as error:
                 raise InputError(f"cannot read {self.name}: {error}") from None
-            if not text:
+            if not data:
                 break
-            end = _after_last_line_end(text)
+            if first:
+                data = data.removeprefix(_BOM)
+                first = False
+            end = _after_last_line_end(data)
             if not end:
-                parts.append(text)
+                parts.append(data)
                 continue
-            parts.append(text[:end])
-            block = "".join(parts)
-            parts = [text[end:]] if end < len(text) else []
+            parts.append(data[:end])
+            block = b"".join(parts)
+            parts = [data[end:]] if end < len(data) else []
             yield line, block
             line += _line_ends(block)
         if parts:
-            yield line, "".join(parts)
+            yield line, b"".join(parts)
 
 
-def _after_last_line_end(text: str) -> int:
-    """Where the last complete line of ``text`` ends, 0 if none does. A ``\r`` at the very end
+def _after_last_line_end(data: bytes) -> int:
+    """Where the last complete line of ``data`` ends, 0 if none does. A ``\r`` at the very end
     may be the start of a ``\r\n``, so it does not end a line yet."""
-    return max(text.rfind("\n"), text.rfind("\r", 0, len(text) - 1)) + 1
+    return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
 
 
-def _line_ends(text: str) -> int:
-    if "\r" not in text:
-        return text.count("\n")
-    return text.count("\n") + text.count("\r") - text.count("\r\n")
+def _line_ends(data: bytes) -> int:
+    if b"\r" not in data:
+        return data.count(b"\n")
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 class InputFile:
@@ -194,13 +206,12 @@ def _zip_sources(name: str, raw: IO[bytes]) -> Iterator[Source]:
 
 
 def _source(name: str, stream: IO[bytes]) -> Source:
-    # newline="" keeps line ends inside quoted CSV fields for the csv module; utf-8-sig drops a
-    # byte-order mark some tools write at the start of a CSV file.
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    buffered = io.BufferedReader(cast(Any, stream), buffer_size=_PEEK)
     try:
-        first_line = text.readline()
+        start = buffered.peek(_PEEK)[:_PEEK].removeprefix(_BOM)
     except _READ_ERRORS as error:
         raise InputError(f"cannot read {name}: {error}") from None
-    return Source(
-        name=name, kind=detect(first_line) if first_line else None, first_line=first_line, text=text
-    )
+    end = min((i for i in (start.find(b"\n"), start.find(b"\r")) if i >= 0), default=len(start))
+    first_line = start[:end].decode("utf-8", errors="replace")
+    kind = detect(first_line) if start else None
+    return Source(name=name, kind=kind, first_line=first_line, stream=buffered)

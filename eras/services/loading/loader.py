@@ -39,7 +39,6 @@ from eras.services.loading.formats import (
     Reader,
     panoptes_reader,
     parse_ndjson_block,
-    read_ndjson,
     read_original_classifications,
     read_original_comments,
     read_original_memberships,
@@ -52,7 +51,7 @@ from eras.store.write import Batch, write_batch
 DEFAULT_BATCH_SIZE: Final = 50_000
 _PENDING_BATCHES: Final = 2
 _PROGRESS_EVERY: Final = 4096  # rows between progress updates
-# Characters of ndjson per block handed to a parser: a few hundred events, so handing blocks
+# Bytes of ndjson per block handed to a parser: a few hundred events, so handing blocks
 # out and back costs little next to parsing them.
 BLOCK_SIZE: Final = 1 << 20
 _BLOCKS_PER_PARSER: Final = 2  # blocks in flight per parser process
@@ -177,9 +176,7 @@ def _check_kind(source: Source, options: LoadOptions) -> None:
         raise LoadError(f"{source.name}: {MISSING_PROJECT_ID}")
 
 
-def _reader(kind: Kind, options: LoadOptions) -> Reader:
-    if kind is Kind.NDJSON:
-        return read_ndjson
+def _csv_reader(kind: Kind, options: LoadOptions) -> Reader:
     if kind is Kind.PANOPTES_CSV:
         assert options.project_id is not None
         return panoptes_reader(options.project_id)
@@ -298,16 +295,16 @@ def _parsed_blocks(
     """The source's ndjson parsed block by block, in order."""
     blocks = source.blocks(options.block_size)
     if pool is None:
-        for first_line, text in blocks:
-            yield BLOCKS.decode(parse_ndjson_block(text, first_line))
+        for first_line, data in blocks:
+            yield BLOCKS.decode(parse_ndjson_block(data, first_line))
         return
     pending: deque[Future[bytes]] = deque()
     in_flight = _BLOCKS_PER_PARSER * options.jobs
     try:
-        for first_line, text in blocks:
+        for first_line, data in blocks:
             if len(pending) >= in_flight:
                 yield _result(pending.popleft())
-            pending.append(pool.submit(parse_ndjson_block, text, first_line))
+            pending.append(pool.submit(parse_ndjson_block, data, first_line))
         while pending:
             yield _result(pending.popleft())
     finally:
@@ -448,7 +445,7 @@ def _load_source(
             batcher.add_block(block)
             progress.update(position=file.position(), rows=rows_before + rows)
     else:
-        for item in _reader(source.kind, options)(source.lines()):
+        for item in _csv_reader(source.kind, options)(source.lines()):
             rows += 1
             batch = batcher.batch
             if isinstance(item, Classification):

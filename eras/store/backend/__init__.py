@@ -98,10 +98,12 @@ class Backend(ABC):
         key: Sequence[str],
         rows: Select[Any],
         columns: Sequence[str],
+        staged: int,
     ) -> int:
         """Insert ``rows`` (a SELECT of ``columns`` over ``stage``, in key order) whose key is
-        not in ``target`` yet, and mark exactly the staged rows this inserted ``State.NEW``,
-        even when a concurrent writer inserts the same keys. Returns how many."""
+        not in ``target`` yet, and return how many. Unless that is every one of the ``staged``
+        rows, exactly the staged rows this inserted are marked ``State.NEW``, even when a
+        concurrent writer inserts the same keys."""
 
     @abstractmethod
     def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:

@@ -13,12 +13,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     Connection,
     Date,
     DateTime,
     Engine,
     Float,
     Integer,
+    MetaData,
     Select,
     SmallInteger,
     String,
@@ -50,6 +52,25 @@ _MIGRATION_LOCK_KEY: Final = 0x45524153
 # Below this many staged rows, the planner's default guess for a never-analysed temporary table
 # (ten pages) is close enough and ANALYZE would cost more than it saves.
 _ANALYZE_FROM_ROWS: Final = 5_000
+
+
+_ANALYZED: Final = "eras_staging_analyzed"
+
+
+def _new_keys(stage: Table) -> Table:
+    """The keys of the staged rows one statement inserted (see ``insert_new``)."""
+    columns = [Column(column.name, column.type) for column in stage.primary_key.columns]
+    return Table(
+        f"{stage.name}_new",
+        _metadata,
+        *columns,
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
+
+
+_metadata = MetaData()
+_NEW_KEYS: Final = {stage.name: _new_keys(stage) for stage in staging.STAGED_ROWS}
 
 
 def _binary_type(column_type: Any) -> str:
@@ -96,7 +117,8 @@ class PostgresBackend(Backend):
             # Errors must not carry event data or ids into logs.
             hide_parameters=True,
         )
-        ddl = [str(CreateTable(table).compile(dialect=engine.dialect)) for table in staging.ALL]
+        tables = [*staging.ALL, *_NEW_KEYS.values()]
+        ddl = [str(CreateTable(table).compile(dialect=engine.dialect)) for table in tables]
 
         @event.listens_for(engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -176,10 +198,12 @@ class PostgresBackend(Backend):
                 copy.write_row(row)
 
     def analyze_staging(self, connection: Connection, tables: Sequence[Table], rows: int) -> None:
-        # Temporary tables are never auto-analysed: without their real size the planner joins
-        # a large batch to the raw tables by scanning them instead of through their keys.
-        if rows >= _ANALYZE_FROM_ROWS:
+        # Temporary tables are never auto-analysed, and without statistics the planner joins a
+        # large batch to the raw tables less well. Once per connection is enough: the tables
+        # keep their statistics when emptied, and the planner scales them to the rows present.
+        if rows >= _ANALYZE_FROM_ROWS and not connection.info.get(_ANALYZED):
             self.analyze(connection, tables)
+            connection.info[_ANALYZED] = True
 
     def release_staging(self, connection: Connection, tables: Sequence[Table]) -> None:
         pass  # ON COMMIT DELETE ROWS
@@ -193,9 +217,13 @@ class PostgresBackend(Backend):
         key: Sequence[str],
         rows: Select[Any],
         columns: Sequence[str],
+        staged: int,
     ) -> int:
         # The keys RETURNING gives back are the rows this statement inserted: a row another
-        # transaction inserted first, even concurrently, is a conflict and stays unmarked.
+        # transaction inserted first, even concurrently, is a conflict and is not among them.
+        # They go into a narrow table of their own; marking the wide staged rows costs more,
+        # and is only needed when some were stored already.
+        new_keys = _NEW_KEYS[stage.name]
         inserted = (
             postgresql.insert(target)
             .from_select(columns, rows)
@@ -203,12 +231,17 @@ class PostgresBackend(Backend):
             .returning(*(target.c[name] for name in key))
             .cte("inserted")
         )
-        marked = connection.execute(
-            update(stage)
-            .where(*(stage.c[name] == inserted.c[name] for name in key))
-            .values(state=State.NEW)
-        )
-        return int(marked.rowcount)
+        count = connection.execute(
+            new_keys.insert().from_select(list(key), select(inserted)),
+            execution_options={"preserve_rowcount": True},
+        ).rowcount
+        if count < staged:
+            connection.execute(
+                update(stage)
+                .where(*(stage.c[name] == new_keys.c[name] for name in key))
+                .values(state=State.NEW)
+            )
+        return int(count)
 
     def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:
         locked = rows.with_for_update(of=of)

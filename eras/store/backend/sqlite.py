@@ -212,6 +212,7 @@ class SQLiteBackend(Backend):
         key: Sequence[str],
         rows: Select[Any],
         columns: Sequence[str],
+        staged: int,
     ) -> int:
         # One writer at a time, and this transaction holds the write lock: the keys absent
         # now are still absent when the INSERT runs.
