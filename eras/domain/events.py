@@ -42,7 +42,21 @@ class Metadata(msgspec.Struct):
     started_at: object = None
     finished_at: object = None
     user_group_ids: list[object] | None = None
-    subject_selection_state: object = None
+    subject_selection_state: object = None  # anything but an object means nothing is known
+
+
+class _Selection(msgspec.Struct):
+    already_seen: object = None
+
+
+class _FastMetadata(msgspec.Struct):
+    """:class:`Metadata` for the fast path: a selection state that is not an object leaves
+    the event to the careful path, which reads it as unknown."""
+
+    started_at: object = None
+    finished_at: object = None
+    user_group_ids: list[object] | None = None
+    subject_selection_state: _Selection | None = None
 
 
 class _ClassificationData(msgspec.Struct):
@@ -132,21 +146,29 @@ def build_classification(
     project: object,
     workflow: object,
     user: object,
-    metadata: Metadata | None,
+    metadata: Metadata | _FastMetadata | None,
     names: FieldNames,
 ) -> Classification:
     """A classification from its fields, by the spec's rules; raises :class:`InvalidEvent`."""
     metadata = metadata or _NO_METADATA
-    started_at = parse_timestamp(metadata.started_at)
-    finished_at = parse_timestamp(metadata.finished_at)
     user_id = parse_id(user, names.user)
     user_group_ids = parse_group_ids(metadata.user_group_ids, names.group_ids)
     selection = metadata.subject_selection_state
-    already_seen = selection.get("already_seen") if isinstance(selection, dict) else None
+    if isinstance(selection, _Selection):
+        already_seen = selection.already_seen
+    else:
+        already_seen = selection.get("already_seen") if isinstance(selection, dict) else None
+    event_time = required_timestamp(created_at, names.created_at)
+    # A new classification is published with the same moment as created, updated and finished:
+    # read it once.
+    started, finished = metadata.started_at, metadata.finished_at
+    updated_at = event_time if updated_at == created_at else parse_timestamp(updated_at)
+    finished_at = event_time if finished == created_at else parse_timestamp(finished)
+    started_at = parse_timestamp(started)
     return Classification(
         classification_id=required_id(id, names.id),
-        event_time=required_timestamp(created_at, names.created_at),
-        updated_at=parse_timestamp(updated_at),
+        event_time=event_time,
+        updated_at=updated_at,
         started_at=started_at,
         finished_at=finished_at,
         project_id=required_id(project, names.project),
@@ -169,14 +191,7 @@ def decode_metadata(text: str | bytes) -> Metadata:
         raise InvalidEvent("metadata is not valid JSON") from None
 
 
-def _classification(data: msgspec.Raw) -> Classification:
-    try:
-        fields = _CLASSIFICATION.decode(data)
-    except msgspec.ValidationError as error:
-        raise InvalidEvent(_reason(error, "data")) from None
-    links = fields.links
-    if links is None:
-        raise InvalidEvent("data.links is not an object")
+def _classification_from(fields: _ClassificationData | _EventData, links: Links) -> Classification:
     return build_classification(
         id=fields.id,
         created_at=fields.created_at,
@@ -189,11 +204,7 @@ def _classification(data: msgspec.Raw) -> Classification:
     )
 
 
-def _comment(data: msgspec.Raw) -> Comment:
-    try:
-        fields = _COMMENT.decode(data)
-    except msgspec.ValidationError as error:
-        raise InvalidEvent(_reason(error, "data")) from None
+def _comment_from(fields: _CommentData | _EventData) -> Comment:
     return Comment(
         comment_id=required_id(fields.id, "data.id"),
         event_time=required_timestamp(fields.created_at, "data.created_at"),
@@ -217,9 +228,10 @@ class _Body(msgspec.Struct):
 _BODY: Final = msgspec.json.Decoder(_Body)
 
 
-def decode_envelope(event: EventBytes) -> Envelope:
-    """The envelope of one JSON document; raises :class:`InvalidEvent` if it is not an object
-    (:class:`NotJson` if it is not JSON at all)."""
+# --- the careful path: every wrong value named ----------------------------------------------
+
+
+def _decode_envelope(event: EventBytes) -> Envelope:
     try:
         return _ENVELOPE.decode(event)
     except msgspec.ValidationError as error:  # before DecodeError, of which it is a kind
@@ -230,20 +242,87 @@ def decode_envelope(event: EventBytes) -> Envelope:
         raise NotJson(f"not valid JSON: {error}") from None
 
 
-def parse_envelope(envelope: Envelope) -> ParsedEvent:
+def _read_carefully(document: EventBytes, *, bodies: bool) -> ParsedEvent | list[msgspec.Raw]:
+    """The envelope first, then ``data`` by the type of event: a value of the wrong kind is
+    named in the reason, and ``data`` of an event not counted is never looked at."""
+    envelope = _decode_envelope(document)
+    if bodies and envelope.is_body:
+        return split_payload(envelope.payload)
     source, kind = envelope.source, envelope.type
-    if source == "panoptes" and kind == "classification":
-        return _classification(envelope.data)
-    if source == "talk" and kind == "comment":
-        return _comment(envelope.data)
+    try:
+        if source == "panoptes" and kind == "classification":
+            fields = _CLASSIFICATION.decode(envelope.data)
+            if fields.links is None:
+                raise InvalidEvent("data.links is not an object")
+            return _classification_from(fields, fields.links)
+        if source == "talk" and kind == "comment":
+            return _comment_from(_COMMENT.decode(envelope.data))
+    except msgspec.ValidationError as error:
+        raise InvalidEvent(_reason(error, "data")) from None
+    return IGNORED
+
+
+# --- the fast path: one pass -----------------------------------------------------------------
+
+
+class _EventData(msgspec.Struct):
+    """The fields of a classification's and of a comment's ``data`` together, so that the
+    envelope and its data are decoded in one pass over the event."""
+
+    id: object = None
+    created_at: object = None
+    updated_at: object = None
+    links: Links | None = None
+    metadata: _FastMetadata | None = None
+    project_id: object = None
+    user_id: object = None
+
+
+class _Document(msgspec.Struct):
+    source: Any = _ABSENT
+    type: Any = _ABSENT
+    data: _EventData | None = None
+    payload: msgspec.Raw = msgspec.Raw(b"")
+
+
+_DOCUMENT: Final = msgspec.json.Decoder(_Document)
+
+
+def _read(document: EventBytes, *, bodies: bool) -> ParsedEvent | list[msgspec.Raw]:
+    """One pass in the common case; anything unexpected (a value of the wrong kind anywhere in
+    the fields read, a missing object) is left to the careful path, which decides."""
+    try:
+        fast = _DOCUMENT.decode(document)
+    except msgspec.ValidationError:  # before DecodeError, of which it is a kind
+        return _read_carefully(document, bodies=bodies)
+    except msgspec.DecodeError as error:
+        raise NotJson(f"not valid JSON: {error}") from None
+    if bodies and len(fast.payload) and fast.source is _ABSENT:
+        return split_payload(fast.payload)
+    data = fast.data
+    if fast.source == "panoptes" and fast.type == "classification":
+        if data is None or data.links is None:
+            return _read_carefully(document, bodies=bodies)
+        return _classification_from(data, data.links)
+    if fast.source == "talk" and fast.type == "comment":
+        if data is None:
+            return _read_carefully(document, bodies=bodies)
+        return _comment_from(data)
     return IGNORED
 
 
 def parse_event(event: EventBytes) -> ParsedEvent:
-    """One stream event (JSON bytes) to a record; raises :class:`InvalidEvent` for a bad one
-    of a counted type. The JSON must be well-formed: it was decoded once already as part of a
-    body or a line."""
-    return parse_envelope(decode_envelope(event))
+    """One stream event to a record; raises :class:`InvalidEvent` for a bad one of a counted
+    type (:class:`NotJson` if it is not JSON at all)."""
+    parsed = _read(event, bodies=False)
+    assert not isinstance(parsed, list)
+    return parsed
+
+
+def read_line(document: EventBytes) -> ParsedEvent | list[msgspec.Raw]:
+    """A line of an ndjson file: one stream event, parsed, or a whole ``{"payload": [...]}``
+    body, whose events it returns undecoded."""
+    return _read(document, bodies=True)
 
 
 def body_events(document: EventBytes) -> list[msgspec.Raw]:

@@ -23,11 +23,22 @@ def parse_timestamp(value: object) -> datetime | None:
 
     Naive UTC is what both databases store, so keys compare equal after a round trip.
     """
-    if not isinstance(value, str) or not value:
+    if type(value) is not str or not value:
         return None
-    text = value.strip()
     # Almost every stream timestamp ends in "Z": read it as naive UTC directly, which is
     # several times faster than parsing the zone and converting.
+    try:
+        parsed = datetime.fromisoformat(value[:-1] if value[-1] == "Z" else value)
+    except ValueError:
+        return _parse_spaced_timestamp(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _parse_spaced_timestamp(value: str) -> datetime | None:
+    """The rarer forms: surrounding spaces, and the " UTC" of Panoptes exports."""
+    text = value.strip()
     if text.endswith("Z"):
         text = text[:-1]
     elif text.endswith(" UTC"):

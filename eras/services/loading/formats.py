@@ -13,14 +13,7 @@ from typing import Final
 
 import msgspec
 
-from eras.domain.events import (
-    EventBytes,
-    NotJson,
-    as_json,
-    decode_envelope,
-    parse_envelope,
-    split_payload,
-)
+from eras.domain.events import NotJson, as_json, parse_event, read_line
 from eras.domain.exports import (
     Row,
     parse_export_row,
@@ -47,13 +40,6 @@ Reader = Callable[[Iterable[str]], Iterator[Item]]
 # --- ndjson --------------------------------------------------------------------------------
 
 
-def _event(event: EventBytes, line: int, position: int | None) -> Item:
-    try:
-        return parse_envelope(decode_envelope(event))
-    except InvalidEvent as error:
-        return Rejection(reason=error.reason, event=as_json(event), line=line, position=position)
-
-
 def read_ndjson(lines: Iterable[bytes], *, first_line: int = 1) -> Iterator[Item]:
     """One stream event per line, or one ``{"payload": [...]}`` body per line.
 
@@ -63,7 +49,7 @@ def read_ndjson(lines: Iterable[bytes], *, first_line: int = 1) -> Iterator[Item
         if not line.strip():
             continue
         try:
-            envelope = decode_envelope(line)
+            read = read_line(line)
         except NotJson as error:
             text = line.decode("utf-8", errors="replace").rstrip("\r\n")
             yield Rejection(reason=error.reason, event=text, line=number)
@@ -71,23 +57,21 @@ def read_ndjson(lines: Iterable[bytes], *, first_line: int = 1) -> Iterator[Item
         except InvalidEvent as error:
             yield Rejection(reason=error.reason, event=as_json(line), line=number)
             continue
-        if not envelope.is_body:
+        if not isinstance(read, list):
+            yield read
+            continue
+        for position, event in enumerate(read, start=1):
             try:
-                yield parse_envelope(envelope)
+                yield parse_event(event)
             except InvalidEvent as error:
-                yield Rejection(reason=error.reason, event=as_json(line), line=number)
-            continue
-        try:
-            events = split_payload(envelope.payload)
-        except InvalidEvent as error:
-            yield Rejection(reason=error.reason, event=as_json(line), line=number)
-            continue
-        for position, event in enumerate(events, start=1):
-            yield _event(event, number, position)
+                yield Rejection(
+                    reason=error.reason, event=as_json(event), line=number, position=position
+                )
 
 
 class ParsedBlock(msgspec.Struct, array_like=True):
-    """What :func:`parse_ndjson_block` read, in the order it was read.
+    """What :func:`parse_ndjson_block` read, in the order it was read. Line numbers count from
+    the block's first line; the loader adds the lines of the blocks before it.
 
     Parser processes send it back encoded as MessagePack (:data:`BLOCKS`): several times faster
     than pickle for records holding datetimes.
@@ -101,18 +85,21 @@ class ParsedBlock(msgspec.Struct, array_like=True):
     ignored: int = 0
     rejected: list[Rejection] = msgspec.field(default_factory=list)
     items: int = 0  # records, ignored events and rejected rows
+    lines: int = 0
 
 
 _BLOCK_ENCODER: Final = msgspec.msgpack.Encoder()
 BLOCKS: Final = msgspec.msgpack.Decoder(ParsedBlock)
+_BOM: Final = b"\xef\xbb\xbf"
 
 
-def parse_ndjson_block(data: bytes, first_line: int) -> bytes:
-    """Read a block of ndjson lines, the first of them line ``first_line`` of its source;
-    returns the :class:`ParsedBlock`, encoded."""
+def parse_ndjson_block(data: bytes) -> bytes:
+    """Read a block of whole ndjson lines; returns the :class:`ParsedBlock`, encoded."""
     block = ParsedBlock()
     classifications, comments, kinds = block.classifications, block.comments, block.kinds
-    for item in read_ndjson(data.splitlines(), first_line=first_line):
+    lines = data.splitlines()
+    block.lines = len(lines)
+    for item in read_ndjson(lines):
         block.items += 1
         if isinstance(item, Classification):
             classifications.append(item)
@@ -125,6 +112,15 @@ def parse_ndjson_block(data: bytes, first_line: int) -> bytes:
         else:
             block.ignored += 1
     return _BLOCK_ENCODER.encode(block)
+
+
+def parse_ndjson_range(path: str, start: int, end: int) -> bytes:
+    """:func:`parse_ndjson_block` of the lines between two byte offsets of a file, read here:
+    a parser process reads its own part instead of being sent it."""
+    with open(path, "rb") as file:
+        file.seek(start)
+        data = file.read(end - start)
+    return parse_ndjson_block(data.removeprefix(_BOM) if start == 0 else data)
 
 
 # --- CSV -----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import csv
 import enum
 import gzip
 import io
+import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ _ZIP_MAGIC: Final = b"PK\x03\x04"
 _BOM: Final = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some tools write first
 # Bytes looked at to recognise a source's format; its first line ends within them.
 _PEEK: Final = 1 << 16
+_WINDOW: Final = 1 << 16  # bytes read at a time when looking for the end of a line
 # What a truncated or corrupt file raises part-way through.
 _READ_ERRORS: Final = (OSError, EOFError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile)
 
@@ -94,6 +97,9 @@ class Source:
     kind: Kind | None  # None for an empty source
     first_line: str  # for recognising the format and for messages; not consumed
     stream: IO[bytes]
+    # The file on disk when the source is all of it, uncompressed: then parser processes can
+    # read their parts of it themselves (see ranges) instead of being sent them.
+    path: Path | None = None
 
     def lines(self) -> Iterator[str]:
         """Every line as text, the first one included."""
@@ -105,13 +111,10 @@ class Source:
         except _READ_ERRORS as error:
             raise InputError(f"cannot read {self.name}: {error}") from None
 
-    def blocks(self, size: int) -> Iterator[tuple[int, bytes]]:
+    def blocks(self, size: int) -> Iterator[bytes]:
         """The bytes in blocks of whole lines, about ``size`` bytes each (a longer line makes a
-        longer block), with the number of each block's first line.
-
-        Lines end at ``\n``, ``\r\n`` or a lone ``\r``, as ``bytes.splitlines`` ends them.
-        """
-        line = 1
+        longer block). Lines end at ``\n``, ``\r\n`` or a lone ``\r``, as
+        ``bytes.splitlines`` ends them."""
         parts: list[bytes] = []
         first = True
         while True:
@@ -129,24 +132,56 @@ class Source:
                 parts.append(data)
                 continue
             parts.append(data[:end])
-            block = b"".join(parts)
+            yield b"".join(parts)
             parts = [data[end:]] if end < len(data) else []
-            yield line, block
-            line += _line_ends(block)
         if parts:
-            yield line, b"".join(parts)
+            yield b"".join(parts)
+
+    def ranges(self, size: int) -> Iterator[tuple[int, int]]:
+        """The file (``path``) in byte ranges of whole lines, about ``size`` bytes each.
+
+        Only the few bytes around each cut are read here, to find where a line ends; whoever
+        parses a range reads it from the file.
+        """
+        assert self.path is not None
+        with self.path.open("rb") as file:
+            total = file.seek(0, os.SEEK_END)
+            start = 0
+            while start < total:
+                end = _line_start_from(file, min(start + size, total), total)
+                yield start, end
+                start = end
+
+
+_LINE_END: Final = re.compile(rb"\r\n|\n|\r")
+
+
+def _line_start_from(file: IO[bytes], position: int, total: int) -> int:
+    """The first place at or after ``position`` where a line starts, or ``total``.
+
+    A line ends after ``\n``, after ``\r\n`` or after a lone ``\r``, as
+    ``bytes.splitlines`` ends it. Reading starts one byte early: a line end there may make
+    ``position`` itself a line start, or be the ``\r`` of a ``\r\n``.
+    """
+    if position >= total:
+        return total
+    offset = position - 1
+    file.seek(offset)
+    while window := file.read(_WINDOW):
+        if window.endswith(b"\r"):
+            window += file.read(1)  # the "\r" may be the start of "\r\n"
+        for line_end in _LINE_END.finditer(window):
+            start = offset + line_end.end()
+            if start >= position:
+                return start
+        offset += len(window)
+    return total
 
 
 def _after_last_line_end(data: bytes) -> int:
     """Where the last complete line of ``data`` ends, 0 if none does. A ``\r`` at the very end
     may be the start of a ``\r\n``, so it does not end a line yet."""
     return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
-
-
-def _line_ends(data: bytes) -> int:
-    if b"\r" not in data:
-        return data.count(b"\n")
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 class InputFile:
@@ -189,7 +224,7 @@ class InputFile:
         elif magic.startswith(_ZIP_MAGIC):
             yield from _zip_sources(name, raw)
         else:
-            yield _source(name, raw)
+            yield _source(name, raw, path=self.path)
 
 
 def _zip_sources(name: str, raw: IO[bytes]) -> Iterator[Source]:
@@ -205,7 +240,7 @@ def _zip_sources(name: str, raw: IO[bytes]) -> Iterator[Source]:
                 yield _source(f"{name}:{member.filename}", stream)
 
 
-def _source(name: str, stream: IO[bytes]) -> Source:
+def _source(name: str, stream: IO[bytes], *, path: Path | None = None) -> Source:
     buffered = io.BufferedReader(cast(Any, stream), buffer_size=_PEEK)
     try:
         start = buffered.peek(_PEEK)[:_PEEK].removeprefix(_BOM)
@@ -214,4 +249,4 @@ def _source(name: str, stream: IO[bytes]) -> Source:
     end = min((i for i in (start.find(b"\n"), start.find(b"\r")) if i >= 0), default=len(start))
     first_line = start[:end].decode("utf-8", errors="replace")
     kind = detect(first_line) if start else None
-    return Source(name=name, kind=kind, first_line=first_line, stream=buffered)
+    return Source(name=name, kind=kind, first_line=first_line, stream=buffered, path=path)

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import IO, Any, Final, Protocol
 
+import msgspec
 import orjson
 
 from eras.domain.records import Classification, Comment, GroupMembership, Ignored, Rejection
@@ -39,6 +40,7 @@ from eras.services.loading.formats import (
     Reader,
     panoptes_reader,
     parse_ndjson_block,
+    parse_ndjson_range,
     read_original_classifications,
     read_original_comments,
     read_original_memberships,
@@ -290,33 +292,47 @@ def parsers(files: Sequence[InputFile], options: LoadOptions) -> Iterator[Execut
 
 
 def _parsed_blocks(
-    source: Source, options: LoadOptions, pool: Executor | None
-) -> Iterator[ParsedBlock]:
-    """The source's ndjson parsed block by block, in order."""
-    blocks = source.blocks(options.block_size)
+    source: Source, file: InputFile, options: LoadOptions, pool: Executor | None
+) -> Iterator[tuple[ParsedBlock, int]]:
+    """The source's ndjson parsed block by block, in order, each with how far into the file
+    reading has got."""
     if pool is None:
-        for first_line, data in blocks:
-            yield BLOCKS.decode(parse_ndjson_block(data, first_line))
+        for data in source.blocks(options.block_size):
+            yield BLOCKS.decode(parse_ndjson_block(data)), file.position()
         return
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[tuple[Future[bytes], int | None]] = deque()
     in_flight = _BLOCKS_PER_PARSER * options.jobs
+    work: Iterator[tuple[Callable[..., bytes], tuple[Any, ...], int | None]]
+    if source.path is not None:
+        # An uncompressed file: each parser reads its own range of it.
+        path = str(source.path)
+        work = (
+            (parse_ndjson_range, (path, start, end), end)
+            for start, end in source.ranges(options.block_size)
+        )
+    else:
+        work = ((parse_ndjson_block, (data,), None) for data in source.blocks(options.block_size))
     try:
-        for first_line, data in blocks:
+        for function, arguments, position in work:
             if len(pending) >= in_flight:
-                yield _result(pending.popleft())
-            pending.append(pool.submit(parse_ndjson_block, data, first_line))
+                yield _result(pending.popleft(), file)
+            pending.append((pool.submit(function, *arguments), position))
         while pending:
-            yield _result(pending.popleft())
+            yield _result(pending.popleft(), file)
     finally:
-        for future in pending:
+        for future, _position in pending:
             future.cancel()
 
 
-def _result(future: Future[bytes]) -> ParsedBlock:
+def _result(
+    submitted: tuple[Future[bytes], int | None], file: InputFile
+) -> tuple[ParsedBlock, int]:
+    future, position = submitted
     try:
-        return BLOCKS.decode(future.result())
+        block = BLOCKS.decode(future.result())
     except BrokenProcessPool:
         raise LoadError("a parser process stopped unexpectedly") from None
+    return block, file.position() if position is None else position
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -436,14 +452,17 @@ def _load_source(
     batcher = _Batcher(writer, summary, options.batch_size)
     rows = 0
     if source.kind is Kind.NDJSON:
-        for block in _parsed_blocks(source, options, pool):
+        lines = 0  # before the block
+        for block, position in _parsed_blocks(source, file, options, pool):
             rows += block.items
             summary.ignored += block.ignored
             summary.rejected += len(block.rejected)
             for rejection in block.rejected:
-                rejects.write(source.name, rejection)
+                line = lines + (rejection.line or 0)
+                rejects.write(source.name, msgspec.structs.replace(rejection, line=line))
+            lines += block.lines
             batcher.add_block(block)
-            progress.update(position=file.position(), rows=rows_before + rows)
+            progress.update(position=position, rows=rows_before + rows)
     else:
         for item in _csv_reader(source.kind, options)(source.lines()):
             rows += 1
