@@ -151,6 +151,8 @@ def panoptes() -> Iterator[FakePanoptes]:
     fake = FakePanoptes().start()
     yield fake
     fake.stop()
+    # A scripted failure must come from the script, never from a bug of the fake itself.
+    assert fake.errors == [], "the fake Panoptes failed:\n" + "\n".join(fake.errors)
 
 
 @pytest.fixture
