@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, on SQLite and PostgreSQL, plus the type and lint checks.
-# Installs everything into .venv first. PostgreSQL must be reachable at 127.0.0.1:5432
+# Brings .venv exactly to uv.lock first: every run uses the locked version of every package,
+# and anything else found in .venv is removed. PostgreSQL must be reachable at 127.0.0.1:5432
 # (or at ERAS_TEST_POSTGRES_URL); if it is not, the suite fails rather than skipping it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/pip install --quiet --upgrade pip
-.venv/bin/pip install --quiet ".[test]"
+source scripts/bootstrap.sh
+.venv/bin/uv sync --locked --extra test
 .venv/bin/ruff check eras tests bench
 .venv/bin/ruff format --check eras tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"

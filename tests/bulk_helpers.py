@@ -21,6 +21,7 @@ from eras.store.database import Database
 from eras.store.migrate import migrate
 from eras.store.schema import classification_events, classification_user_groups, comment_events
 from tests.conftest import POSTGRES_SERVER_URL
+from tests.environment import child_environment
 
 ERAS = Path(sys.executable).with_name("eras")
 
@@ -34,7 +35,7 @@ def run_eras(
     """``eras ARGUMENTS`` as a separate process against ``database_url``."""
     return subprocess.run(
         [str(ERAS), *arguments],
-        env={"ERAS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin", **(environment or {})},
+        env=child_environment(ERAS_DATABASE_URL=database_url, **(environment or {})),
         # Not the repository: a default rejects file is written to the working directory.
         cwd=cwd or tempfile.gettempdir(),
         capture_output=True,

@@ -2,6 +2,10 @@
 
 PostgreSQL is required: if it cannot be reached the PostgreSQL half of the suite errors out with
 the reason, it is never skipped. Point ``ERAS_TEST_POSTGRES_URL`` at another server if needed.
+
+No test sees the service's settings from the environment the suite was started in: they are
+removed before the service is imported, and again around every test (see
+``tests/environment.py``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,15 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.environment import remove_settings, settings_in
+
+# Before anything else is imported: prometheus_client chooses where metrics live from the
+# environment when it is first imported, and test modules build apps when they are imported.
+remove_settings()
+
+import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -31,6 +42,14 @@ POSTGRES_SERVER_URL = os.environ.get(
     "ERAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the service's settings in the environment; whatever a test
+    sets is undone after it."""
+    for name in settings_in(os.environ):
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -151,6 +170,8 @@ def panoptes() -> Iterator[FakePanoptes]:
     fake = FakePanoptes().start()
     yield fake
     fake.stop()
+    # A scripted failure must come from the script, never from a bug of the fake itself.
+    assert fake.errors == [], "the fake Panoptes failed:\n" + "\n".join(fake.errors)
 
 
 @pytest.fixture

@@ -2,14 +2,18 @@
 
 It serves /api/me, /oauth/token, /api/user_groups/{id} and /api/memberships like Panoptes does,
 answers 404 when the versioned Accept header is missing (as Panoptes' router does), and records
-every request so tests can count calls and inspect headers.
+every request so tests can count calls and inspect headers. It also counts the requests it is
+serving at once, and keeps every exception its own handlers raise (``FakePanoptes.errors``) so
+a test can tell a scripted failure from a broken fake.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +45,13 @@ class PanoptesState:
     delay_seconds: float = 0.0
     fail_status: int | None = None
     garbage: bool = False
+    # Start every answer, then hold it, sending a byte now and then so the client keeps
+    # waiting, until ``release`` is set; then break the answer off.
+    stall: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
+    stalled: int = 0  # answers being held now
+    in_flight: int = 0  # connections being served now
+    max_in_flight: int = 0
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,6 +85,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle(self) -> None:
+        state = self.state
+        with state.lock:
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            super().handle()
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
     def _send(self, status: int, body: Any) -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
@@ -95,8 +117,27 @@ class _Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
+    def _hold(self) -> None:
+        state = self.state
+        with state.lock:
+            state.stalled += 1
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            # A byte every 50 ms: far more often than any read timeout the tests set.
+            while not state.release.wait(0.05):
+                self.wfile.write(b" ")
+        finally:
+            with state.lock:
+                state.stalled -= 1
+
     def _misbehave(self) -> bool:
         state = self.state
+        if state.stall:
+            self._hold()
+            return True
         if state.delay_seconds:
             time.sleep(state.delay_seconds)
         if state.fail_status is not None:
@@ -187,12 +228,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, {"errors": [{"message": "not found"}]})
 
 
+# A client that gave up (a timeout test) closes the socket mid-answer: expected here.
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+        super().__init__(address, handler)
+        self.errors: list[str] = []
+        self.clients_gone = 0
+        self._errors_lock = threading.Lock()
+
     def handle_error(self, request: object, client_address: object) -> None:
-        # A client that gave up (a timeout test) closes the socket mid-answer: expected here.
-        pass
+        # Called inside the ``except`` around the handler, so the exception is the current one.
+        error = sys.exc_info()[1]
+        with self._errors_lock:
+            if isinstance(error, CLIENT_GONE):
+                self.clients_gone += 1
+            else:
+                self.errors.append(traceback.format_exc())
 
 
 class FakePanoptes:
@@ -205,10 +261,21 @@ class FakePanoptes:
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
+    @property
+    def errors(self) -> list[str]:
+        """Tracebacks of the exceptions raised by the fake's own handlers."""
+        return self.server.errors
+
+    @property
+    def clients_gone(self) -> int:
+        """Answers cut short because the client closed the connection."""
+        return self.server.clients_gone
+
     def start(self) -> FakePanoptes:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self.state.release.set()  # no answer stays held past the test
         self.server.shutdown()
         self.server.server_close()

@@ -1,7 +1,7 @@
 """An independent model of the rollups, computed from the events a test posted.
 
-Written separately from ``eras.ingest`` on purpose: the tests compare the service's stored
-rollups with what this plain reading of the spec says they should be.
+Written separately from ``eras.domain`` and ``eras.store`` on purpose: the tests compare the
+service's stored rollups with what this plain reading of the spec says they should be.
 """
 
 from __future__ import annotations
@@ -81,3 +81,32 @@ def expected_classification_rollups(
         name: {key: (value[0], value[1]) for key, value in rows.items()}
         for name, rows in totals.items()
     }
+
+
+def expected_comment_rollups(
+    events: list[dict[str, Any]],
+) -> dict[str, dict[tuple[Any, ...], tuple[int]]]:
+    """Comment counts: Talk never re-publishes, so the first copy of (id, created_at) counts."""
+    totals: dict[str, dict[tuple[Any, ...], int]] = defaultdict(lambda: defaultdict(int))
+    seen: set[tuple[int, str]] = set()
+    for event in events:
+        if event["source"] != "talk" or event["type"] != "comment":
+            continue
+        data = event["data"]
+        key = (int(data["id"]), data["created_at"])
+        if key in seen:
+            continue
+        seen.add(key)
+        created = _time(data["created_at"])
+        assert created is not None
+        day = created.date()
+        project = int(data["project_id"]) if data.get("project_id") else None
+        user = int(data["user_id"]) if data.get("user_id") else None
+        totals["comment_daily"][(day,)] += 1
+        if project is not None:
+            totals["comment_project_daily"][(project, day)] += 1
+        if user is not None:
+            totals["comment_user_daily"][(user, day)] += 1
+        if project is not None and user is not None:
+            totals["comment_project_user_daily"][(project, user, day)] += 1
+    return {name: {key: (n,) for key, n in rows.items()} for name, rows in totals.items()}

@@ -14,6 +14,7 @@ from bench.generate import LARGEST_PROJECT_WORKFLOWS, Generator, write
 from eras.domain.events import parse_event
 from eras.domain.records import Comment
 from tests.conftest import POSTGRES_SERVER_URL
+from tests.environment import child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,14 @@ def test_harness_end_to_end_on_both_databases(tmp_path: Path) -> None:
         "--seconds", "0.3", "--requests", "10", "--report", str(report), "--json", str(results),
         "--work-dir", str(tmp_path), "--postgres-url", POSTGRES_SERVER_URL,
     ]  # fmt: skip
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     run = json.loads(results.read_text())["runs"]["4000"]

@@ -9,10 +9,14 @@ import io
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 import zipfile
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,21 +24,21 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from eras.cli.progress import LoadProgress
-from eras.domain.records import Rejection
-from eras.services.loading.formats import read_ndjson
-from eras.services.loading.inputs import InputFile
 from eras.services.loading.loader import BLOCK_SIZE, LoadOptions, load, open_inputs
+from eras.store.backend import driver_url
 from eras.store.database import Database
 from eras.store.migrate import current_revision, head_revision
 from eras.store.schema import classification_events, comment_events
 from tests import stored
 from tests.bulk_helpers import ERAS, another_database, dump_original_tables, ingest, run_eras
 from tests.conftest import client_for, make_settings
+from tests.environment import child_environment
 from tests.factories import FIXTURES, classification, comment, fixture_event, post_events
-from tests.model import expected_classification_rollups
+from tests.model import expected_classification_rollups, expected_comment_rollups
 
 EXAMPLE = FIXTURES / "panoptes-export-example.csv"
 CAT_PROJECT = FIXTURES / "panoptes-export-cat-project.csv"
@@ -658,40 +662,110 @@ class TestStreamAfterMigration:
 # --- ndjson parsed in several processes ------------------------------------------------------
 
 
-def mixed_ndjson(path: Path, lines: int) -> Path:
+NOT_JSON = b"{not json"
+BAD_ID_REASON = "data.id is not a numeric id: 'bad'"
+
+
+NOT_JSON_REASON = "not valid JSON"  # then the decoder's own words, which vary by version
+
+
+def without_decoder_words(rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rejects with the reason of a line that is not JSON cut to ``NOT_JSON_REASON``."""
+    return [
+        {**entry, "reason": NOT_JSON_REASON}
+        if entry["reason"].startswith(f"{NOT_JSON_REASON}: ")
+        else entry
+        for entry in rejects
+    ]
+
+
+@dataclass
+class Mixed:
+    """What :func:`mixed_ndjson` wrote, line by line: the oracle of a load of it."""
+
+    path: Path
+    events: list[dict[str, Any]] = field(default_factory=list)  # to store, in file order
+    ignored: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # as the rejects file has them
+
+
+def mixed_ndjson(path: Path, lines: int) -> Mixed:
     """ndjson with every kind of line and line end, repeats and updates far apart: several
-    parser blocks, and many chunks at a small --chunk-size."""
+    parser blocks, and many batches at a small --batch-size. Line ``n + 1`` of the file holds
+    item ``n``, whatever its line end."""
+    mixed = Mixed(path)
     bad = classification(1)
     bad["data"]["id"] = "bad"
     out = []
     for n in range(lines):
+        number = n + 1
         if n % 101 == 0:
-            line = b"{not json"
+            line = NOT_JSON
+            mixed.rejects.append(
+                {"line": number, "reason": NOT_JSON_REASON, "row": NOT_JSON.decode()}
+            )
         elif n % 103 == 0:
-            line = b"   "
+            line = b"   "  # a blank line: no item at all
         elif n % 107 == 0:
-            line = orjson.dumps({"payload": [classification(5_000 + n), bad, comment(n)]})
+            payload = [classification(5_000 + n), bad, comment(n)]
+            line = orjson.dumps({"payload": payload})
+            mixed.events += [payload[0], payload[2]]
+            mixed.rejects.append({"line": number, "event": 2, "reason": BAD_ID_REASON, "row": bad})
         elif n % 109 == 0:
             line = orjson.dumps({"source": "panoptes", "type": "subject", "data": {}})
+            mixed.ignored += 1
         elif n % 97 == 0:
-            line = orjson.dumps(comment(n % 400, project_id=n % 3 or None))
+            event = comment(n % 400, project_id=n % 3 or None)
+            line = orjson.dumps(event)
+            mixed.events.append(event)
         else:
-            # Each id comes back every 1,500 lines with a later updated_at (or none, a repeat).
+            # Each id comes back every 1,500 lines with a later updated_at (or none: its
+            # created_at, earlier than any of the others).
             round_ = n // 1_500
-            line = orjson.dumps(
-                classification(
-                    n % 1_500 + 1,
-                    updated_at=None if round_ == 2 else f"2023-10-01T00:00:{round_:02d}.000Z",
-                    project=1 + (n + round_) % 4,
-                    workflow=10 + n % 5,
-                    user=n % 7 or None,
-                    groups=[1 + n % 3] if n % 2 else None,
-                )
+            event = classification(
+                n % 1_500 + 1,
+                updated_at=None if round_ == 2 else f"2023-10-01T00:00:{round_:02d}.000Z",
+                project=1 + (n + round_) % 4,
+                workflow=10 + n % 5,
+                user=n % 7 or None,
+                groups=[1 + n % 3] if n % 2 else None,
             )
+            line = orjson.dumps(event)
+            mixed.events.append(event)
         end = b"\r\n" if n % 13 == 0 else b"\r" if n % 211 == 0 else b"\n"
         out.append(line + end)
     path.write_bytes(b"".join(out))
-    return path
+    for entry in mixed.rejects:
+        entry["file"] = str(path)  # as given on the command line
+    return mixed
+
+
+def expected_counts(events: list[dict[str, Any]], *, ignored: int, rejected: int) -> dict[str, int]:
+    """The summary of loading ``events`` in order into an empty database: a classification
+    is new, updated (a later updated_at than the stored one) or a duplicate; a comment is new
+    or a duplicate (the first copy stays)."""
+    stored_at: dict[tuple[str, str], str] = {}
+    comments: set[tuple[int, str]] = set()
+    counts = Counter[str]()
+    for event in events:
+        data = event["data"]
+        if event["type"] == "comment":
+            key = (data["id"], data["created_at"])
+            counts["duplicates" if key in comments else "inserted"] += 1
+            comments.add(key)
+            continue
+        key = (data["id"], data["created_at"])
+        if key not in stored_at:
+            counts["inserted"] += 1
+        elif data["updated_at"] > stored_at[key]:
+            counts["updated"] += 1
+        else:
+            counts["duplicates"] += 1
+            continue
+        stored_at[key] = data["updated_at"]
+    counts["ignored"], counts["rejected"] = ignored, rejected
+    order = ["inserted", "duplicates", "updated", "ignored", "rejected"]
+    return {name: counts[name] for name in order}
 
 
 def read_rejects(path: Path) -> list[dict[str, Any]]:
@@ -699,29 +773,40 @@ def read_rejects(path: Path) -> list[dict[str, Any]]:
 
 
 class TestParallelParsing:
-    def test_parser_processes_load_what_one_process_loads(self, database_url, database, tmp_path):
-        path = mixed_ndjson(tmp_path / "mixed.ndjson", 7_000)
+    def test_parser_processes_load_what_the_file_holds(self, database_url, database, tmp_path):
+        mixed = mixed_ndjson(tmp_path / "mixed.ndjson", 7_000)
+        path = mixed.path
         assert path.stat().st_size > 3 * BLOCK_SIZE  # several blocks for the parsers
+        # Batches of 250 records: a classification comes back 1,500 lines later, always in a
+        # later batch, so each copy counts as the next event of a stream would.
         result = ingest(
-            database_url, "--chunk-size", "250", "--rejects", tmp_path / "parallel.ndjson", path
+            database_url, "--batch-size", "250", "--rejects", tmp_path / "parallel.ndjson", path
         )
         assert result.returncode == 1, result.stderr
 
-        # Rejects name the lines the line-by-line reader gives them.
-        file = InputFile(path)
-        with file.sources() as sources:
-            expected = [
-                {"line": item.line, "event": item.position, "reason": item.reason}
-                for item in read_ndjson(line.encode() for line in next(sources).lines())
-                if isinstance(item, Rejection)
-            ]
+        # What the test wrote on each line says what is rejected, where and why...
         rejected = read_rejects(tmp_path / "parallel.ndjson")
-        assert [
-            {"line": entry["line"], "event": entry.get("event"), "reason": entry["reason"]}
-            for entry in rejected
-        ] == expected
+        assert without_decoder_words(rejected) == mixed.rejects
+        # ... and what is counted and stored.
+        counts = expected_counts(mixed.events, ignored=mixed.ignored, rejected=len(mixed.rejects))
+        assert all(counts.values()), counts  # every outcome occurs
+        summary = _summary(counts)
+        assert f"total: {summary}" in result.stdout
+        classifications = [event for event in mixed.events if event["type"] == "classification"]
+        comments = [event for event in mixed.events if event["type"] == "comment"]
+        assert raw_counts(database) == (
+            len({(e["data"]["id"], e["data"]["created_at"]) for e in classifications}),
+            len({(e["data"]["id"], e["data"]["created_at"]) for e in comments}),
+        )
+        expected = {
+            **expected_classification_rollups(classifications),
+            **expected_comment_rollups(comments),
+        }
+        for name in stored.ROLLUP_TABLES:
+            assert stored.rollup(database, name) == expected.get(name, {}), name
+        assert run_eras(database_url, "verify", "--no-progress").returncode == 0
 
-        # One process cutting the text into many small blocks stores the same, counts the same.
+        # One process cutting the text into many small blocks stores the same.
         with another_database(database_url, tmp_path) as other_url:
             other = Database(other_url)
             try:
@@ -733,43 +818,81 @@ class TestParallelParsing:
                 )
                 with LoadProgress(enabled=False) as progress:
                     report = load(other, open_inputs([path], options), options, progress)
-                assert f"total: {_summary(report.total.as_dict())}" in result.stdout
-                assert read_rejects(tmp_path / "serial.ndjson") == rejected
-                assert raw_counts(other) == raw_counts(database)
+                assert _summary(report.total.as_dict()) == summary
+                assert (
+                    without_decoder_words(read_rejects(tmp_path / "serial.ndjson")) == mixed.rejects
+                )
                 assert stored.all_rollups(other) == stored.all_rollups(database)
             finally:
                 other.dispose()
-        assert report.total.updated and report.total.duplicates and report.total.ignored
-        assert run_eras(database_url, "verify", "--no-progress").returncode == 0
 
         again = ingest(database_url, "--rejects", tmp_path / "again.ndjson", path)
         assert "inserted 0" in again.stdout and "updated 0" in again.stdout
 
     @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
-    def test_ctrl_c_stops_the_parser_processes(self, database_url, tmp_path):
-        path = mixed_ndjson(tmp_path / "mixed.ndjson", 60_000)
-        process = subprocess.Popen(
-            [str(ERAS), "ingest", "--no-progress", "--rejects", str(tmp_path / "r.ndjson"), path],
-            env={"ERAS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-        parsers: list[int] = []
-        deadline = time.monotonic() + 30
-        while not parsers and process.poll() is None and time.monotonic() < deadline:
-            parsers = [int(pid) for pid in children.read_text().split()]
-            time.sleep(0.01)
-        assert parsers, "no parser process started"
-        time.sleep(0.3)  # well into the load
-        process.send_signal(signal.SIGINT)
+    def test_ctrl_c_stops_the_parser_processes(self, database_url, database, tmp_path):
+        path = mixed_ndjson(tmp_path / "mixed.ndjson", 60_000).path
+        rejects = tmp_path / "r.ndjson"
+        # The load cannot finish before the interrupt: nothing can be stored until the test
+        # lets go of the database, after sending it.
+        with writes_blocked(database_url):
+            process = subprocess.Popen(
+                [str(ERAS), "ingest", "--no-progress", "--rejects", str(rejects), str(path)],
+                # Not migrating: the schema is current, and a migration would wait for the lock.
+                env=child_environment(ERAS_DATABASE_URL=database_url, ERAS_AUTO_MIGRATE="false"),
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+                parsers: list[int] = []
+                deadline = time.monotonic() + 60
+                # A known point of the load: the parsers run, and blocks they parsed came back
+                # (their rejects are in the rejects file).
+                while process.poll() is None and time.monotonic() < deadline:
+                    parsers = parsers or [int(pid) for pid in children.read_text().split()]
+                    if parsers and rejects.exists() and rejects.stat().st_size:
+                        break
+                    time.sleep(0.01)
+                assert parsers, "no parser process started"
+                assert rejects.exists() and rejects.stat().st_size, "no parsed block came back"
+                assert process.poll() is None, "the load ended with the database locked"
+                assert raw_counts(database) == (0, 0)  # nothing is stored yet
+                process.send_signal(signal.SIGINT)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
         _, stderr = process.communicate(timeout=60)
-        assert process.returncode != 0
+        assert process.returncode != 0, stderr.decode()
         # Only the loading process reports the interrupt; its parsers are gone with it.
-        assert stderr.count(b"KeyboardInterrupt") == 1
+        assert stderr.count(b"KeyboardInterrupt") == 1, stderr.decode()
         for pid in parsers:
             assert not Path(f"/proc/{pid}").exists()
+        # Whatever was stored before the interrupt is stored whole.
+        assert run_eras(database_url, "verify", "--no-progress").returncode == 0
+
+
+@contextmanager
+def writes_blocked(database_url: str) -> Iterator[None]:
+    """While open, nothing can be stored: the test holds SQLite's write lock, or a lock on
+    PostgreSQL's classification_events that every insert into it waits for."""
+    if database_url.startswith("sqlite"):
+        lock = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            lock.close()
+        return
+    engine = create_engine(driver_url(database_url))
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(text("LOCK TABLE classification_events IN EXCLUSIVE MODE"))
+            yield
+    finally:
+        engine.dispose()
 
 
 def _summary(counts: dict[str, int]) -> str:

@@ -40,7 +40,7 @@ be declared on every route that can answer it.
 The seed is fixed, so CI sees the same cases every time. The default is CI-sized; for a longer
 search with another seed:
 
-    ERAS_FUZZ_EXAMPLES=1000 ERAS_FUZZ_SEED=7 .venv/bin/pytest tests/test_fuzz.py -s
+    ERAS_TEST_FUZZ_EXAMPLES=1000 ERAS_TEST_FUZZ_SEED=7 .venv/bin/pytest tests/test_fuzz.py -s
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ from tests.conftest import client_for, make_settings
 from tests.factories import basic_auth, classification, comment, post_events
 from tests.fake_panoptes import FakePanoptes
 
-FUZZ_EXAMPLES = int(os.environ.get("ERAS_FUZZ_EXAMPLES", "100"))
-FUZZ_SEED = int(os.environ.get("ERAS_FUZZ_SEED", "20240101"))
+FUZZ_EXAMPLES = int(os.environ.get("ERAS_TEST_FUZZ_EXAMPLES", "100"))
+FUZZ_SEED = int(os.environ.get("ERAS_TEST_FUZZ_SEED", "20240101"))
 
 CHECKS = [
     not_a_server_error,

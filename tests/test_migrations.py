@@ -18,6 +18,7 @@ from eras.store.database import Database
 from eras.store.migrate import SchemaOutOfDate, current_revision, head_revision, migrate
 from eras.store.schema import ROLLUP_TABLES, metadata
 from tests.conftest import make_settings
+from tests.environment import child_environment
 
 ERAS = Path(sys.executable).with_name("eras")
 
@@ -51,7 +52,7 @@ def test_migrating_twice_changes_nothing(empty_database_url):
 def test_eras_migrate_command(empty_database_url):
     result = subprocess.run(
         [str(ERAS), "migrate"],
-        env={"ERAS_DATABASE_URL": empty_database_url, "PATH": "/usr/bin:/bin"},
+        env=child_environment(ERAS_DATABASE_URL=empty_database_url),
         capture_output=True,
         text=True,
         timeout=60,

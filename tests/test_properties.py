@@ -25,8 +25,8 @@ After each ingest the test asserts that
 Every example runs on an emptied database, on SQLite and on PostgreSQL. The run is derandomised,
 so CI sees the same examples every time. The default is a CI-sized run; for a longer search:
 
-    ERAS_PROPERTY_EXAMPLES=500 ERAS_PROPERTY_SEED=1 .venv/bin/pytest tests/test_properties.py -s \
-        --hypothesis-show-statistics
+    ERAS_TEST_PROPERTY_EXAMPLES=500 ERAS_TEST_PROPERTY_SEED=1 \
+        .venv/bin/pytest tests/test_properties.py -s --hypothesis-show-statistics
 
 ``-s`` shows how many examples ran on each database.
 """
@@ -62,9 +62,9 @@ from tests import model, stored, tokens
 from tests.conftest import client_for, make_settings
 from tests.factories import basic_auth, classification, comment
 
-EXAMPLES = int(os.environ.get("ERAS_PROPERTY_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("ERAS_TEST_PROPERTY_EXAMPLES", "25"))
 # Unset: derandomised, the same examples on every run. Set: another reproducible search.
-SEED = os.environ.get("ERAS_PROPERTY_SEED")
+SEED = os.environ.get("ERAS_TEST_PROPERTY_SEED")
 
 # --- the event space: small, so that keys collide ---------------------------------------------
 

@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from eras.store.schema import rejected_events
 from tests import stored
+from tests.environment import child_environment
 from tests.factories import classification, post_events
 
 ERAS = Path(sys.executable).with_name("eras")
@@ -20,7 +21,7 @@ ERAS = Path(sys.executable).with_name("eras")
 def eras(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ERAS), *arguments],
-        env={"ERAS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        env=child_environment(ERAS_DATABASE_URL=database_url),
         capture_output=True,
         text=True,
         timeout=60,

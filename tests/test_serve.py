@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.environment import child_environment
 from tests.factories import (
     INGEST_PASSWORD,
     INGEST_USER,
@@ -35,13 +35,12 @@ def free_port() -> int:
 @pytest.fixture
 def server(empty_database_url: str) -> Iterator[str]:
     port = free_port()
-    environment = {
-        **os.environ,
-        "ERAS_DATABASE_URL": empty_database_url,
-        "ERAS_KINESIS_USERNAME": INGEST_USER,
-        "ERAS_KINESIS_PASSWORD": INGEST_PASSWORD,
-        "ERAS_REVISION": "live-test",
-    }
+    environment = child_environment(
+        ERAS_DATABASE_URL=empty_database_url,
+        ERAS_KINESIS_USERNAME=INGEST_USER,
+        ERAS_KINESIS_PASSWORD=INGEST_PASSWORD,
+        ERAS_REVISION="live-test",
+    )
     process = subprocess.Popen(
         [str(ERAS), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
         env=environment,

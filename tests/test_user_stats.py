@@ -544,33 +544,48 @@ class TestPanoptesFallback:
 
 
 async def test_slow_panoptes_does_not_pile_up_requests(database_url, panoptes):
-    """With Panoptes hanging, 20 concurrent requests all fail fast with 503.
+    """With Panoptes holding its answers, 20 concurrent requests do not pile up behind it.
 
-    At most two connections are open at a time; requests waiting for one give up after the
-    timeout, so the whole burst is answered in about two timeouts, not twenty slow calls.
+    Two connections are open, both busy with an answer that never completes; the other 18
+    requests give up waiting for a connection and answer 503 without ever reaching Panoptes.
+    When Panoptes breaks off the two answers, those are 503 as well.
     """
-    panoptes.state.delay_seconds = 10.0
+    state = panoptes.state
+    state.stall = True
     for n in range(20):
-        panoptes.state.add_user(f"token-{n}", 100 + n)
+        state.add_user(f"token-{n}", 100 + n)
     settings = make_settings(
         database_url,
         panoptes_url=panoptes.url,
-        panoptes_timeout_seconds=0.3,
+        panoptes_timeout_seconds=1.0,
         panoptes_max_connections=2,
     )
+    unavailable = (503, {"error": "Could not check authentication with Panoptes"})
     async with client_for(settings) as http:
-        started = asyncio.get_running_loop().time()
-        responses = await asyncio.gather(
-            *(
+        requests = [
+            asyncio.create_task(
                 http.get(
                     f"/classifications/users/{100 + n}",
                     headers={"Authorization": f"Bearer token-{n}"},
                 )
-                for n in range(20)
             )
-        )
-        elapsed = asyncio.get_running_loop().time() - started
-    assert [response.status_code for response in responses] == [503] * 20
-    assert elapsed < 5.0  # one slow call alone would take 10 s
-    # Most requests never reached Panoptes: they gave up waiting for a connection.
-    assert len(panoptes.state.calls("/api/me")) < 10
+            for n in range(20)
+        ]
+
+        def settled() -> bool:  # each request answered, or held by Panoptes
+            return sum(task.done() for task in requests) + state.stalled == 20
+
+        for _ in range(3000):  # polled; at most 30 s
+            if settled():
+                break
+            await asyncio.sleep(0.01)
+        answered = [task.result() for task in requests if task.done()]
+        assert (len(answered), state.stalled) == (18, 2)
+        assert [(r.status_code, r.json()) for r in answered] == [unavailable] * 18
+        assert len(state.calls("/api/me")) == 2  # the 18 never reached Panoptes
+
+        state.release.set()
+        held = await asyncio.gather(*(task for task in requests if not task.done()))
+    assert [(r.status_code, r.json()) for r in held] == [unavailable] * 2
+    assert state.max_in_flight == 2
+    assert len(state.calls("/api/me")) == 2
