@@ -562,9 +562,8 @@ class TestStaging:
         try:
             with database.write() as connection:
                 connection.execute(bound.insert(), rows)
-                database.backend.stage(
-                    connection, staged, [tuple(row[name] for name in columns) for row in rows]
-                )
+                values = [tuple(row[name] for name in columns) for row in rows]
+                database.backend.stage(connection, staged, database.backend.prepare(staged, values))
             if database.backend.name == "sqlite":
                 shown = ", ".join(f"typeof({name}), {name}" for name in columns)
             else:

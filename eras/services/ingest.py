@@ -18,7 +18,7 @@ from eras.domain.summary import IngestSummary
 from eras.store.backend import Backend
 from eras.store.database import Database
 from eras.store.rejections import store_rejections
-from eras.store.write import Batch, write_batch
+from eras.store.write import Batch, PreparedBatch, prepare_batch, write_batch
 
 
 @dataclass(slots=True)
@@ -49,10 +49,13 @@ def parse_events(events: Sequence[EventBytes]) -> ParsedEvents:
     return parsed
 
 
-def store_events(connection: Connection, backend: Backend, parsed: ParsedEvents) -> IngestSummary:
-    """Store parsed events and their rejections in the caller's transaction."""
+def store_events(
+    connection: Connection, backend: Backend, parsed: ParsedEvents, batch: PreparedBatch
+) -> IngestSummary:
+    """Store parsed events (``batch`` is their records, prepared) and their rejections in the
+    caller's transaction."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    summary = write_batch(connection, backend, parsed.batch, now=now)
+    summary = write_batch(connection, backend, batch, now=now)
     store_rejections(connection, backend, parsed.rejections, now=now)
     summary.ignored = parsed.ignored
     summary.rejected = len(parsed.rejections)
@@ -62,4 +65,7 @@ def store_events(connection: Connection, backend: Backend, parsed: ParsedEvents)
 def ingest_events(database: Database, events: Sequence[EventBytes]) -> IngestSummary:
     """Parse and store one batch of stream events in one transaction of its own."""
     parsed = parse_events(events)
-    return database.run_write(lambda connection: store_events(connection, database.backend, parsed))
+    batch = prepare_batch(database.backend, parsed.batch)
+    return database.run_write(
+        lambda connection: store_events(connection, database.backend, parsed, batch)
+    )

@@ -19,6 +19,7 @@ from eras.store.rejections import (
     list_rejections,
     update_rejection_reasons,
 )
+from eras.store.write import prepare_batch
 
 PAGE = 500
 
@@ -49,8 +50,9 @@ def _replay_page(
         accepted.append(rejection.id)
     delete_rejections(connection, accepted)
     update_rejection_reasons(connection, reasons)
+    parsed = parse_events(events)
     return ReplaySummary(
-        replayed=store_events(connection, backend, parse_events(events)),
+        replayed=store_events(connection, backend, parsed, prepare_batch(backend, parsed.batch)),
         still_rejected=len(page) - len(accepted),
     )
 

@@ -48,8 +48,9 @@ def _staged(name: str, raw: Table, *extra: Column[Any]) -> Table:
         if column.name not in _BOOKKEEPING
     ]
     state = Column("state", SmallInteger, nullable=False, server_default=text("0"))
-    # Every staged row has its state updated: room left in each page keeps those updates on the
-    # page (HOT) instead of writing every row again elsewhere and into the key's index.
+    # When some staged rows were stored already, every row has its state updated: room left in
+    # each page keeps those updates on the page (HOT) instead of writing every row again
+    # elsewhere and into the key's index.
     return _temporary(name, *columns, *extra, state, postgresql_with={"fillfactor": 50})
 
 

@@ -2,9 +2,10 @@
 their records through :func:`write_batch`, inside a transaction the caller owns.
 
 1. **Stage.** Repeats inside the batch are collapsed (the version that wins, by
-   :func:`eras.domain.rules.latest_per_key`; the first copy of a comment or a group row), and
-   the records are copied into temporary staging tables by the backend: binary ``COPY`` on
-   PostgreSQL, one ``executemany`` on SQLite.
+   :func:`eras.domain.rules.latest_per_key`; the first copy of a comment or a group row) and
+   the rows put in the backend's form (:func:`prepare_batch`, without a database); then the
+   backend copies them into temporary staging tables: binary ``COPY`` on PostgreSQL, one
+   ``executemany`` on SQLite.
 2. **Insert the new ones.** One ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per raw table
    inserts the staged rows whose key is not stored yet, and marks exactly those ``NEW``.
 3. **Find the ones a later version replaces.** The stored versions of the other staged
@@ -373,8 +374,48 @@ def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch ready to stage: repeats collapsed, group rows derived, and every row in the
+    form the backend stages. Made without a database, so before the write transaction (or,
+    in a load, while the previous batch is being written)."""
+
+    rows: tuple[tuple[Table, Sequence[Any]], ...]  # staging table, its rows
+    records: int  # in the batch, repeats included
+    classifications: int
+    derived: int  # group rows the classifications bring
+    memberships: int
+    comments: int
+
+
+def prepare_batch(backend: Backend, batch: Batch) -> PreparedBatch:
+    """Step 1 up to the copy: what the batch stages."""
+    classifications = latest_per_key(batch.classifications)
+    memberships = first_membership_per_key(batch.memberships)
+    comments = first_per_key(batch.comments)
+    derived = [row for record in classifications for row in group_memberships(record)]
+    rows = (
+        (stage_classifications, [_classification_row(record) for record in classifications]),
+        (stage_groups, [_membership_row(row) for row in derived]),
+        (stage_memberships, [_membership_row(row) for row in memberships]),
+        (stage_comments, [_comment_row(record) for record in comments]),
+    )
+    return PreparedBatch(
+        rows=tuple((table, backend.prepare(table, staged)) for table, staged in rows if staged),
+        records=len(batch),
+        classifications=len(classifications),
+        derived=len(derived),
+        memberships=len(memberships),
+        comments=len(comments),
+    )
+
+
 def write_batch(
-    connection: Connection, backend: Backend, batch: Batch, *, now: datetime | None = None
+    connection: Connection,
+    backend: Backend,
+    batch: PreparedBatch,
+    *,
+    now: datetime | None = None,
 ) -> IngestSummary:
     """Store every record of ``batch`` and bring every rollup up to date with it.
 
@@ -390,47 +431,36 @@ def write_batch(
         raise RuntimeError("write_batch needs a transaction of its own")
     connection.info[_WRITTEN_IN] = transaction
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    classifications = latest_per_key(batch.classifications)
-    memberships = first_membership_per_key(batch.memberships)
-    comments = first_per_key(batch.comments)
-    derived = [row for record in classifications for row in group_memberships(record)]
-
-    staged = [
-        (stage_classifications, [_classification_row(record) for record in classifications]),
-        (stage_groups, [_membership_row(row) for row in derived]),
-        (stage_memberships, [_membership_row(row) for row in memberships]),
-        (stage_comments, [_comment_row(record) for record in comments]),
-    ]
-    used = [table for table, rows in staged if rows]
-    for table, rows in staged:
+    used = [table for table, _rows in batch.rows]
+    for table, rows in batch.rows:
         backend.stage(connection, table, rows)
-    backend.analyze_staging(connection, used, len(batch))
+    backend.analyze_staging(connection, used, batch.records)
 
-    repeats = len(batch) - len(classifications) - len(memberships) - len(comments)
-    summary = IngestSummary(duplicates=repeats)
+    distinct = batch.classifications + batch.memberships + batch.comments
+    summary = IngestSummary(duplicates=batch.records - distinct)
     changes = _Changes()
-    if classifications:
-        written = _write_classifications(connection, backend, len(classifications), changes, now)
+    if batch.classifications:
+        written = _write_classifications(connection, backend, batch.classifications, changes, now)
         summary += written
-        if derived:
+        if batch.derived:
             if written.duplicates:
                 _drop_groups_of_duplicates(connection)
-            _write_memberships(connection, backend, stage_groups, len(derived), changes, now)
-    if memberships:
+            _write_memberships(connection, backend, stage_groups, batch.derived, changes, now)
+    if batch.memberships:
         inserted = _write_memberships(
-            connection, backend, stage_memberships, len(memberships), changes, now
+            connection, backend, stage_memberships, batch.memberships, changes, now
         )
-        summary += IngestSummary(inserted=inserted, duplicates=len(memberships) - inserted)
-    if comments:
+        summary += IngestSummary(inserted=inserted, duplicates=batch.memberships - inserted)
+    if batch.comments:
         new = _insert_new(
-            connection, backend, stage_comments, comment_events, _COMMENT_KEY, len(comments), now
+            connection, backend, stage_comments, comment_events, _COMMENT_KEY, batch.comments, now
         )
         if new.rows:
             added = _contribute(
                 connection, backend, comment_deltas, stage_comments, 1, new.condition
             )
             changes.note(Source.COMMENTS, added)
-        summary += IngestSummary(inserted=new.rows, duplicates=len(comments) - new.rows)
+        summary += IngestSummary(inserted=new.rows, duplicates=batch.comments - new.rows)
     _apply(connection, backend, changes)
     backend.release_staging(connection, [*used, *(_DELTAS[source] for source in changes.sources)])
     return summary

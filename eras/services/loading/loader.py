@@ -48,7 +48,7 @@ from eras.services.loading.formats import (
 from eras.services.loading.inputs import Format, InputError, InputFile, Kind, Source
 from eras.store.database import Database
 from eras.store.schema import RAW_TABLES, ROLLUP_TABLES
-from eras.store.write import Batch, write_batch
+from eras.store.write import Batch, prepare_batch, write_batch
 
 DEFAULT_BATCH_SIZE: Final = 50_000
 _PENDING_BATCHES: Final = 2
@@ -230,10 +230,14 @@ class BatchWriter:
         self._pending: deque[tuple[Future[IngestSummary], IngestSummary]] = deque()
 
     def submit(self, batch: Batch, summary: IngestSummary) -> None:
-        """Queue ``batch``; what became of it is added to ``summary`` once stored."""
+        """Queue ``batch``; what became of it is added to ``summary`` once stored.
+
+        The batch is prepared here, in the loading thread, while the writer stores the one
+        before: the database then waits less between batches."""
+        prepared = prepare_batch(self._database.backend, batch)
         while len(self._pending) >= _PENDING_BATCHES:
             self._collect_oldest()
-        work = partial(write_batch, backend=self._database.backend, batch=batch)
+        work = partial(write_batch, backend=self._database.backend, batch=prepared)
         future = self._pool.submit(self._database.run_write, work)
         self._pending.append((future, summary))
 

@@ -76,9 +76,14 @@ class Backend(ABC):
     # --- the write path --------------------------------------------------------------------
 
     @abstractmethod
-    def stage(self, connection: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
-        """Copy ``rows`` into a staging table, in the fastest way the database has. Each row
-        holds the values of :func:`eras.store.staging.staged_columns`, in that order."""
+    def prepare(self, table: Table, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        """``rows`` for a staging table, each holding the values of
+        :func:`eras.store.staging.staged_columns` in that order, put in the form
+        :meth:`stage` sends. Needs no database: runs before the write transaction."""
+
+    @abstractmethod
+    def stage(self, connection: Connection, table: Table, rows: Sequence[Any]) -> None:
+        """Copy prepared ``rows`` into a staging table, in the fastest way the database has."""
 
     @abstractmethod
     def analyze_staging(self, connection: Connection, tables: Sequence[Table], rows: int) -> None:

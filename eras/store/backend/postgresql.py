@@ -177,7 +177,10 @@ class PostgresBackend(Backend):
 
     # --- the write path --------------------------------------------------------------------
 
-    def stage(self, connection: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    def prepare(self, table: Table, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        return rows  # psycopg's binary dumpers write each value as the COPY streams
+
+    def stage(self, connection: Connection, table: Table, rows: Sequence[Any]) -> None:
         if not rows:
             return
         copy_statement = self._copies.get(table.name)

@@ -174,27 +174,31 @@ class SQLiteBackend(Backend):
 
     # --- the write path --------------------------------------------------------------------
 
-    def stage(self, connection: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    def prepare(self, table: Table, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        names = staging.staged_columns(table)
+        converters = [(index, _converter(table.c[name].type)) for index, name in enumerate(names)]
+        converting = [(index, convert) for index, convert in converters if convert is not None]
+        if not converting:
+            return [tuple(row) for row in rows]
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, convert in converting:
+                values[index] = convert(values[index])
+            converted.append(tuple(values))
+        return converted
+
+    def stage(self, connection: Connection, table: Table, rows: Sequence[Any]) -> None:
         if not rows:
             return
-        names = staging.staged_columns(table)
         statement = self._inserts.get(table.name)
         if statement is None:
+            names = staging.staged_columns(table)
             insert = table.insert().values({name: bindparam(name) for name in names})
             statement = str(insert.compile(dialect=connection.dialect))
             self._inserts[table.name] = statement
-        converters = [(index, _converter(table.c[name].type)) for index, name in enumerate(names)]
-        converting = [(index, convert) for index, convert in converters if convert is not None]
-        if converting:
-            converted = []
-            for row in rows:
-                values = list(row)
-                for index, convert in converting:
-                    values[index] = convert(values[index])
-                converted.append(tuple(values))
-            rows = converted
         # One executemany straight to the driver: the values are already in stored form.
-        connection.exec_driver_sql(statement, rows if isinstance(rows, list) else list(rows))
+        connection.exec_driver_sql(statement, list(rows))
 
     def analyze_staging(self, connection: Connection, tables: Sequence[Table], rows: int) -> None:
         pass  # SQLite plans joins with temporary tables well without statistics
