@@ -1,12 +1,21 @@
-"""Time ``eras ingest`` on synthetic classification events, on SQLite and PostgreSQL.
+"""Time ``eras ingest`` on synthetic events, on SQLite and PostgreSQL, against a peer and a floor.
 
-    .venv/bin/python bench/bulk_load.py --events 200000
-    .venv/bin/python bench/bulk_load.py --events 100000,400000 --formats ndjson
+    .venv/bin/python -m bench.bulk_load --events 2000000 --formats ndjson
+    .venv/bin/python -m bench.bulk_load --events 2000000 --against /path/to/other/venv/bin/eras
 
-Generates N deterministic events (``--seed``) into a temporary directory, as ndjson stream
-events and as the original service's ``eras-csv`` tables, loads each into a fresh database with
-``eras ingest`` run as a separate process, and prints events per second and the peak
-resident memory of the loader and of its parser processes. Prints numbers only; it asserts nothing.
+Generates N deterministic events (``--seed``) into a temporary directory: ndjson of
+``bench.generate`` (the full benchmark's Zooniverse-shaped 3 KB events) and the original
+service's ``eras-csv`` tables (smaller synthetic classifications). Each is loaded into a fresh
+database by ``eras ingest`` run as its own process, and the command's wall time (process start
+included), events per second and the peak resident memory of the loader and of its parser
+processes are printed.
+
+``--against`` names another ``eras`` executable (an earlier release, say): it loads the same
+files into fresh databases in the same run, each round alternating the two, and its rate is
+printed beside this one with the ratio. The floor is what the database alone takes to receive
+the same bytes: every line of the ndjson file copied into an unindexed one-column table
+(``COPY`` on PostgreSQL, one ``executemany`` on SQLite), no parsing, no keys, no rollups.
+Prints numbers only; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -221,10 +230,10 @@ class Result:
     returncode: int
 
 
-def run_ingest(database_url: str, paths: list[Path]) -> Result:
+def run_ingest(database_url: str, paths: list[Path], eras: Path = ERAS) -> Result:
     """``eras ingest`` as its own process, its peak memory sampled while it runs."""
     environment = {**os.environ, "ERAS_DATABASE_URL": database_url}
-    command = [str(ERAS), "ingest", "--no-progress", *map(str, paths)]
+    command = [str(eras), "ingest", "--no-progress", *map(str, paths)]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
     peaks: dict[int, float] = {}
@@ -239,12 +248,92 @@ def run_ingest(database_url: str, paths: list[Path]) -> Result:
     return Result(elapsed, own, max(peaks.values(), default=0.0), process.returncode)
 
 
+def floor_seconds(database_url: str, path: Path) -> float:
+    """Copy every line of ``path`` into an unindexed text table: the database's own floor."""
+    started = time.perf_counter()
+    engine = create_engine(driver_url(database_url))
+    with engine.begin() as connection, path.open("rb") as lines:
+        connection.exec_driver_sql("CREATE TABLE eras_bench_floor (line TEXT)")
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        if database_url.startswith("postgresql"):
+            with (
+                driver.cursor() as cursor,
+                cursor.copy("COPY eras_bench_floor (line) FROM STDIN") as copy,
+            ):
+                for line in lines:
+                    copy.write_row((line.rstrip(b"\n").decode(),))
+        else:
+            cursor = driver.cursor()
+            cursor.executemany(
+                "INSERT INTO eras_bench_floor VALUES (?)",
+                ((line.rstrip(b"\n").decode(),) for line in lines),
+            )
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def write_generated(path: Path, count: int, seed: int) -> None:
+    from bench.generate import Generator
+
+    with path.open("wb") as out:
+        for line in Generator(count, seed).lines():
+            out.write(line + b"\n")
+
+
+def _line(kind: str, name: str, count: int, build: str, seconds: float, rest: str = "") -> str:
+    return (
+        f"{kind:<11} {name:<9} {count:>10,} {build:<5} {seconds:>8.1f} {count / seconds:>9,.0f}"
+        + rest
+    )
+
+
+def compare(
+    databases: Databases,
+    kind: str,
+    name: str,
+    paths: list[Path],
+    count: int,
+    builds: dict[str, Path],
+    rounds: int,
+) -> None:
+    """Load ``paths`` with each build, alternating, ``rounds`` times; print the medians, the
+    floor and the ratios."""
+    results: dict[str, list[Result]] = {build: [] for build in builds}
+    for _ in range(rounds):
+        for build, eras in builds.items():
+            results[build].append(run_ingest(databases.create(kind), paths, eras))
+    rates: dict[str, float] = {}
+    for build, runs in results.items():
+        result = sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
+        rates[build] = count / result.seconds
+        memory = f" {result.peak_rss_mib:>6.0f} MiB {result.worker_peak_rss_mib:>5.0f} MiB"
+        status = "" if result.returncode == 0 else f" (exit {result.returncode})"
+        print(_line(kind, name, count, build, result.seconds, memory + status), flush=True)
+    if name != "ndjson":
+        return
+    seconds = floor_seconds(databases.create(kind), paths[0])
+    print(_line(kind, name, count, "floor", seconds), flush=True)
+    ratios = ", ".join(
+        f"{rates['this'] / rate:.2f}x the {build}"
+        for build, rate in rates.items()
+        if build != "this"
+    )
+    print(
+        f"{'':<11} this build: {ratios + '; ' if ratios else ''}"
+        f"{rates['this'] * seconds / count:.2f}x the floor",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="200000", help="comma-separated event counts")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--formats", default="ndjson,eras-csv")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--rounds", type=int, default=1, help="loads per build; the median")
+    parser.add_argument("--against", type=Path, help="another eras executable to compare with")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -255,9 +344,10 @@ def main() -> None:
     counts = [int(value) for value in arguments.events.split(",")]
     formats = arguments.formats.split(",")
     kinds = arguments.databases.split(",")
+    builds = {"this": ERAS, **({"peer": arguments.against} if arguments.against else {})}
 
-    header = ("database", "format", "events", "seconds", "events/s", "peak RSS", "parsers")
-    print("{:<11} {:<9} {:>9} {:>8} {:>9} {:>9} {:>9}".format(*header))
+    header = ("database", "format", "events", "build", "seconds", "events/s", "peak RSS", "parsers")
+    print("{:<11} {:<9} {:>10} {:<5} {:>8} {:>9} {:>9} {:>9}".format(*header))
     with tempfile.TemporaryDirectory(prefix="eras-bench-") as work:
         directory = Path(work)
         databases = Databases(directory, arguments.postgres_url)
@@ -266,20 +356,12 @@ def main() -> None:
                 inputs: dict[str, list[Path]] = {}
                 if "ndjson" in formats:
                     inputs["ndjson"] = [directory / f"events-{count}.ndjson"]
-                    write_ndjson(inputs["ndjson"][0], count, arguments.seed)
+                    write_generated(inputs["ndjson"][0], count, arguments.seed)
                 if "eras-csv" in formats:
                     inputs["eras-csv"] = write_eras_csv(directory, count, arguments.seed)
                 for kind in kinds:
                     for name, paths in inputs.items():
-                        result = run_ingest(databases.create(kind), paths)
-                        status = "" if result.returncode == 0 else f"  (exit {result.returncode})"
-                        print(
-                            f"{kind:<11} {name:<9} {count:>9,} {result.seconds:>8.1f} "
-                            f"{count / result.seconds:>9,.0f} {result.peak_rss_mib:>6.0f} MiB"
-                            f" {result.worker_peak_rss_mib:>5.0f} MiB"
-                            f"{status}",
-                            flush=True,
-                        )
+                        compare(databases, kind, name, paths, count, builds, arguments.rounds)
         finally:
             databases.drop_all()
 

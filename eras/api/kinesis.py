@@ -108,8 +108,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
+    async for part in request.stream():
+        body.extend(part)
         if len(body) > limit:
             raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
     return bytes(body)
