@@ -77,10 +77,12 @@ def expected_classification_rollups(
             add("group_user_daily", (group, user, day), ms)
             add("group_user_project_daily", (group, user, project, day), ms)
             add("group_user_workflow_daily", (group, user, workflow, day), ms)
-    return {
-        name: {key: (value[0], value[1]) for key, value in rows.items()}
-        for name, rows in totals.items()
-    }
+    return with_levels(
+        {
+            name: {key: (value[0], value[1]) for key, value in rows.items()}
+            for name, rows in totals.items()
+        }
+    )
 
 
 def expected_comment_rollups(
@@ -109,4 +111,34 @@ def expected_comment_rollups(
             totals["comment_user_daily"][(user, day)] += 1
         if project is not None and user is not None:
             totals["comment_project_user_daily"][(project, user, day)] += 1
-    return {name: {key: (n,) for key, n in rows.items()} for name, rows in totals.items()}
+    return with_levels(
+        {name: {key: (n,) for key, n in rows.items()} for name, rows in totals.items()}
+    )
+
+
+# Families kept as all-time totals too, besides by the day and by the month.
+TOTALS = ("classification_user_project", "group_project", "group_user", "group_user_project")
+
+
+def with_levels(
+    daily: dict[str, dict[tuple[Any, ...], tuple[int, ...]]],
+) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
+    """The daily rows, and what they sum to by calendar month and (for ``TOTALS``) for all
+    time: keys with the month's first day instead of the day, or with no time at all."""
+    levels = dict(daily)
+    for name, rows in daily.items():
+        family = name.removesuffix("_daily")
+        months: dict[tuple[Any, ...], list[int]] = {}
+        all_time: dict[tuple[Any, ...], list[int]] = {}
+        for key, values in rows.items():
+            for target, grouped in (
+                (months, (*key[:-1], key[-1].replace(day=1))),
+                (all_time, key[:-1]),
+            ):
+                sums = target.setdefault(grouped, [0] * len(values))
+                for index, value in enumerate(values):
+                    sums[index] += value
+        levels[f"{family}_monthly"] = {key: tuple(sums) for key, sums in months.items()}
+        if family in TOTALS:
+            levels[f"{family}_total"] = {key: tuple(sums) for key, sums in all_time.items()}
+    return levels

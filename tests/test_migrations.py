@@ -11,14 +11,16 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Table, inspect, select, text
 
 from eras.app import create_app
 from eras.store.database import Database
 from eras.store.migrate import SchemaOutOfDate, current_revision, head_revision, migrate
-from eras.store.schema import ROLLUP_TABLES, metadata
+from eras.store.schema import RAW_TABLES, ROLLUP_TABLES, metadata
 from tests.conftest import make_settings
 from tests.environment import child_environment
+
+TIMES = ("first_at", "last_at")
 
 ERAS = Path(sys.executable).with_name("eras")
 
@@ -126,6 +128,7 @@ def test_upgrading_from_0001_keeps_rollup_rows(empty_database_url):
         if database.backend.name == "sqlite":
             clustered = _without_rowid(database)
             assert all(clustered[name] for name in ROLLUP_TABLES)
+            assert all(name in clustered for name in ROLLUP_TABLES)
             assert not clustered["classification_events"]
     finally:
         database.dispose()
@@ -154,6 +157,89 @@ def test_downgrading_to_0001_keeps_rollup_rows(empty_database_url):
         assert current_revision(database) == "0001"
         assert _rollup_rows(database) == before
         if database.backend.name == "sqlite":
-            assert not any(_without_rowid(database)[name] for name in ROLLUP_TABLES)
+            clustered = _without_rowid(database)
+            assert not any(clustered[name] for name in ROLLUP_TABLES if name.endswith("_daily"))
     finally:
         database.dispose()
+
+
+def _copy_rows(source: Database, target: Database, table: Table, columns: list[str]) -> None:
+    with source.read() as connection:
+        rows = [
+            dict(row._mapping)
+            for row in connection.execute(select(*(table.c[name] for name in columns)))
+        ]
+    if rows:
+        with target.write() as connection:
+            connection.execute(table.insert(), rows)
+
+
+LEVEL_QUERIES = [
+    ("/classifications", {"period": "month"}),
+    ("/classifications", {"project_id": "1", "start_date": "2023-08-15", "end_date": "2024-02-10"}),
+    ("/classifications", {"workflow_id": "10,20", "period": "year", "end_date": "2024-01-31"}),
+    ("/comments", {"user_id": "100", "period": "month"}),
+]
+
+
+async def test_a_database_at_0002_is_upgraded_in_place_and_answers_as_before(
+    database_url, tmp_path
+):
+    """Rows written by the previous version (raw tables and daily rollups only) gain every
+    new level from the migration, equal to what the current version writes itself."""
+    from tests.bulk_helpers import another_database
+    from tests.conftest import client_for
+    from tests.factories import classification, comment, post_events
+    from tests.stored import all_rollups
+
+    events = [
+        classification(
+            n,
+            created_at=f"202{3 + n % 2}-{1 + n % 12:02d}-{1 + n % 27:02d}T1{n % 10}:00:00.{n:03d}Z",
+            project=1 + n % 2,
+            workflow=10 * (1 + n % 2),
+            user=None if n % 5 == 0 else 100 + n % 3,
+            groups=[[], [7], [7, 8]][n % 3],
+        )
+        for n in range(1, 60)
+    ] + [comment(n, project_id=n % 2 or None, user_id=100 + n % 2) for n in range(1, 20)]
+    current = Database(database_url)
+    async with client_for(make_settings(database_url)) as client:
+        await post_events(client, events)
+        answers = [(await client.get(path, params=params)).json() for path, params in LEVEL_QUERIES]
+    expected = all_rollups(current)
+    try:
+        with another_database(database_url, tmp_path) as previous_url:
+            previous = Database(previous_url)
+            try:
+                # Rebuilt at revision 0002 with what that version wrote.
+                with previous.write() as connection:
+                    for table in reversed(metadata.sorted_tables):
+                        connection.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
+                    connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+                migrate(previous, revision="0002")
+                for raw in RAW_TABLES:
+                    _copy_rows(current, previous, raw, [column.name for column in raw.columns])
+                for name, table in ROLLUP_TABLES.items():
+                    if name.endswith("_daily"):
+                        columns = [c.name for c in table.columns if c.name not in TIMES]
+                        _copy_rows(current, previous, table, columns)
+                migrate(previous)
+                assert current_revision(previous) == head_revision()
+                assert all_rollups(previous) == expected
+                async with client_for(make_settings(previous_url)) as client:
+                    for (path, params), answer in zip(LEVEL_QUERIES, answers, strict=True):
+                        assert (await client.get(path, params=params)).json() == answer
+                verify = subprocess.run(
+                    [str(ERAS), "verify", "--no-progress"],
+                    env={"ERAS_DATABASE_URL": previous_url, "PATH": "/usr/bin:/bin"},
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+                assert verify.returncode == 0, verify.stdout
+            finally:
+                previous.dispose()
+    finally:
+        current.dispose()

@@ -746,11 +746,57 @@ def check_stored(
 
 
 def check_recomputed(database: Database) -> None:
-    """(ii) every rollup equals a GROUP BY over the raw tables."""
-    for name in RAW_SOURCES:
-        assert stored.rollup(database, name) == recomputed_rollup(database, name), (
-            f"{name} != GROUP BY over the raw rows"
-        )
+    """(ii) every rollup, at every level, equals a GROUP BY over the raw tables, and the first
+    and latest times kept equal those of the raw rows."""
+    daily = {name: recomputed_rollup(database, name) for name in RAW_SOURCES}
+    for name, rows in model.with_levels(daily).items():
+        assert stored.rollup(database, name) == rows, f"{name} != GROUP BY over the raw rows"
+    check_times(database)
+
+
+def _times_by(
+    rows: Iterable[tuple[Any, ...]], width: int
+) -> dict[tuple[Any, ...], tuple[Any, Any]]:
+    """(key, time) rows to the earliest and latest time per key of the first ``width`` values."""
+    found: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+    for row in rows:
+        key, moment = tuple(row[:width]), row[-1]
+        first, last = found.get(key, (moment, moment))
+        found[key] = (min(first, moment), max(last, moment))
+    return found
+
+
+def check_times(database: Database) -> None:
+    events, groups = classification_events, classification_user_groups
+    with database.read() as connection:
+        counted = connection.execute(
+            select(events.c.user_id, events.c.project_id, events.c.event_time).where(
+                events.c.user_id.is_not(None)
+            )
+        ).all()
+        memberships = connection.execute(
+            select(
+                groups.c.user_group_id, groups.c.user_id, groups.c.project_id, groups.c.event_time
+            )
+        ).all()
+    by_day = [(user, project, moment.date(), moment) for user, project, moment in counted]
+    by_month = [
+        (user, project, moment.date().replace(day=1), moment) for user, project, moment in counted
+    ]
+    expected = {
+        "classification_user_project_daily": _times_by(by_day, 3),
+        "classification_user_project_monthly": _times_by(by_month, 3),
+        "classification_user_project_total": _times_by(counted, 2),
+        "group_user_project_total": _times_by(memberships, 3),
+        "group_user_total": _times_by([(g, u, t) for g, u, _p, t in memberships], 2),
+        "group_project_total": _times_by([(g, p, t) for g, _u, p, t in memberships], 2),
+    }
+    for name, times in expected.items():
+        table = stored.ROLLUP_TABLES[name]
+        keys = list(table.primary_key.columns)
+        with database.read() as connection:
+            rows = connection.execute(select(*keys, table.c.first_at, table.c.last_at)).all()
+        assert {tuple(row[:-2]): (row[-2], row[-1]) for row in rows} == times, name
 
 
 def stored_comments(database: Database) -> list[CommentRecord]:

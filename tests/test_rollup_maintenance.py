@@ -63,7 +63,7 @@ class TestVerify:
         await post_events(client, events())
         result = run_eras(database_url, "verify", "--no-progress")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert result.stdout == "all 16 rollups match the raw tables\n"
+        assert result.stdout == "all 36 rollups match the raw tables\n"
 
     async def test_every_difference_is_named(self, client, database_url, database):
         await post_events(client, events())
@@ -72,7 +72,9 @@ class TestVerify:
         assert result.returncode == 1
         assert result.stdout.splitlines() == [
             "classification_user_project_daily user_id=100 project_id=1 day=2023-09-18: "
-            "stored count=6 session_ms=10000, expected count=1 session_ms=10000",
+            "stored count=6 session_ms=10000 first_at=2023-09-18T12:00:00 "
+            "last_at=2023-09-18T12:00:00, expected count=1 session_ms=10000 "
+            "first_at=2023-09-18T12:00:00 last_at=2023-09-18T12:00:00",
             "classification_workflow_daily workflow_id=999 day=2023-09-18: "
             "stored count=1 session_ms=0, expected no row",
             "comment_user_daily user_id=101 day=2023-09-18: stored no row, expected count=1",
@@ -104,7 +106,7 @@ class TestRebuild:
 
         rebuilt = run_eras(database_url, "rebuild-rollups")
         assert rebuilt.returncode == 0, rebuilt.stderr
-        assert "rebuilt 16 rollups from the raw tables" in rebuilt.stdout
+        assert "rebuilt 36 rollups from the raw tables" in rebuilt.stdout
         assert "rebuilding" in rebuilt.stderr  # the progress bar's final state
         assert stored.all_rollups(database) == kept_by_ingest
 

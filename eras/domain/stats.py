@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class ProjectContribution:
     project_id: int
     count: int
     session_ms: int
-    last_day: date
+    last_at: datetime  # the latest classification of the range
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,4 +34,6 @@ def group_member_stats(
     database: Database, group_id: int, params: GroupStatsParams
 ) -> list[MemberStats]:
     with database.read() as connection:
-        return member_breakdown(connection, group_id=group_id, dates=params.counts.dates)
+        return member_breakdown(
+            connection, database.backend, group_id=group_id, dates=params.counts.dates
+        )

@@ -1,5 +1,5 @@
-"""Table definitions. Raw tables keep every event; rollup tables come from the catalogue
-(:mod:`eras.domain.rollups`).
+"""Table definitions. Raw tables keep every event; rollup tables, at every level, come from the
+catalogue (:mod:`eras.domain.rollups`).
 
 The migrations in ``migrations/versions`` create these tables; this module is what the code
 queries against, and a test checks the two agree.
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -104,13 +105,34 @@ SOURCE_TABLES: Final[dict[Source, Table]] = {
 }
 
 
+# Where a withdrawal moves the first or latest classification time of a rollup row, it is read
+# again from the raw rows of that key: these indexes make that a short range scan.
+Index(
+    "ix_classification_events_user_project_time",
+    classification_events.c.user_id,
+    classification_events.c.project_id,
+    classification_events.c.event_time,
+    sqlite_where=classification_events.c.user_id.is_not(None),
+    postgresql_where=classification_events.c.user_id.is_not(None),
+)
+Index(
+    "ix_classification_user_groups_group_user_project_time",
+    classification_user_groups.c.user_group_id,
+    classification_user_groups.c.user_id,
+    classification_user_groups.c.project_id,
+    classification_user_groups.c.event_time,
+)
+
+
 def _rollup_table(rollup: Rollup) -> Table:
     columns: list[Column[Any]] = [
         Column(dimension, BigInteger, primary_key=True, autoincrement=False)
         for dimension in rollup.dimensions
     ]
-    columns.append(Column("day", Date, primary_key=True))
+    if rollup.period_column is not None:
+        columns.append(Column(rollup.period_column, Date, primary_key=True))
     columns.extend(Column(measure, BigInteger, nullable=False) for measure in rollup.measures)
+    columns.extend(Column(time, DateTime, nullable=True) for time in rollup.times)
     # SQLite: clustered on the key, so one volunteer's or project's days are read in one pass.
     return Table(rollup.name, metadata, *columns, sqlite_with_rowid=False)
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 import enum
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, MetaData, SmallInteger, Table, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    MetaData,
+    SmallInteger,
+    Table,
+    text,
+)
 
 from eras.store.schema import classification_events, classification_user_groups, comment_events
 
@@ -68,7 +78,8 @@ stage_memberships = _staged("eras_stage_memberships", classification_user_groups
 stage_comments = _staged("eras_stage_comments", comment_events)
 
 # Contributions: what the rows that arrive (positive) and leave (negative) count for, summed
-# per key and day. A rollup row's change is then the sum of a few rows, not of one per event.
+# per key and day, with their earliest and latest classification time. A rollup row's change is
+# then the sum of a few rows, not of one per event.
 classification_deltas = _temporary(
     "eras_classification_deltas",
     Column("project_id", BigInteger, nullable=False),
@@ -77,6 +88,8 @@ classification_deltas = _temporary(
     Column("day", Date, nullable=False),
     Column("count", BigInteger, nullable=False),
     Column("session_ms", BigInteger, nullable=False),
+    Column("first_at", DateTime, nullable=False),
+    Column("last_at", DateTime, nullable=False),
 )
 group_deltas = _temporary(
     "eras_group_deltas",
@@ -87,6 +100,8 @@ group_deltas = _temporary(
     Column("day", Date, nullable=False),
     Column("count", BigInteger, nullable=False),
     Column("session_ms", BigInteger, nullable=False),
+    Column("first_at", DateTime, nullable=False),
+    Column("last_at", DateTime, nullable=False),
 )
 comment_deltas = _temporary(
     "eras_comment_deltas",

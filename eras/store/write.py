@@ -16,10 +16,11 @@ their records through :func:`write_batch`, inside a transaction the caller owns.
    group rows counted for goes into a table of contributions with sign -1, and is overwritten
    by the new version; every row that arrives (a new or newer classification, its group rows,
    a new group row of the original's table, a new comment) goes in with sign +1.
-5. **Apply.** Each rollup adds the sums of the contributions with one
-   ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``, rollups in the one lock order of
-   the catalogue (:data:`eras.domain.rollups.LOCK_ORDER`) and keys in order within each, and
-   rows brought to zero are deleted.
+5. **Apply.** Each rollup, at every level (days, months, all-time totals), adds the sums of
+   the contributions with one ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``,
+   rollups in the one lock order of the catalogue (:data:`eras.domain.rollups.LOCK_ORDER`) and
+   keys in order within each. Rows brought to zero are deleted, and where a withdrawal may
+   have taken a row's first or latest time, it is read again.
 
 The raw tables are touched in a fixed order too (classifications, group rows, comments) and
 always before any rollup, so two writers, whatever they carry, lock rows in the same order and
@@ -62,7 +63,7 @@ from eras.domain.rules import (
 from eras.domain.summary import IngestSummary
 from eras.store import staging
 from eras.store.backend import Backend
-from eras.store.rollups import grouped
+from eras.store.rollups import grouped, period_of, refresh_times
 from eras.store.schema import (
     REPLACEABLE_CLASSIFICATION_COLUMNS,
     ROLLUP_TABLES,
@@ -213,7 +214,8 @@ def _contribute(
         measures.append(
             literal(sign, BigInteger) * func.sum(backend.session_ms_of(source.c.session_time))
         )
-        columns.append("session_ms")
+        measures.extend((func.min(source.c.event_time), func.max(source.c.event_time)))
+        columns.extend(("session_ms", "first_at", "last_at"))
     rows = select(*keys, *measures).where(*(conditions or (true(),))).group_by(*keys)
     inserted = connection.execute(
         deltas.insert().from_select(columns, rows), execution_options=_COUNTED
@@ -343,35 +345,44 @@ def _drop_groups_of_duplicates(connection: Connection) -> None:
 
 
 def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
-    """Step 5: every rollup of a source that changed adds its contributions, in lock order."""
+    """Step 5: every rollup, at every level, of a source that changed adds its contributions,
+    in lock order."""
     for rollup in LOCK_ORDER:
         if rollup.source not in changes.sources:
             continue
         table, deltas = ROLLUP_TABLES[rollup.name], _DELTAS[rollup.source]
+        period = period_of(backend, rollup, deltas.c.day)
+        times = rollup.with_times
         sums = grouped(
             rollup,
             deltas,
-            day=deltas.c.day,
+            period=period,
             count=deltas.c.count,
             session_ms=deltas.c.session_ms if rollup.with_session else None,
+            first_at=deltas.c.first_at if times else None,
+            last_at=deltas.c.last_at if times else None,
         )
-        measures = rollup.measures
+        measures, key = rollup.measures, list(rollup.key)
         nonzero = [func.sum(deltas.c[measure]) != 0 for measure in measures]
-        sums = sums.having(or_(*nonzero)).order_by(*(deltas.c[column] for column in rollup.key))
-        statement = backend.insert(table).from_select([*rollup.key, *measures], sums)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(rollup.key),
-            set_={measure: table.c[measure] + statement.excluded[measure] for measure in measures},
-        )
-        connection.execute(statement)
+        key_order: list[ColumnElement[Any]] = [deltas.c[name] for name in rollup.dimensions]
+        if period is not None:
+            key_order.append(period)
+        sums = sums.having(or_(*nonzero)).order_by(*key_order)
+        statement = backend.insert(table).from_select([*key, *measures, *rollup.times], sums)
+        updates = {measure: table.c[measure] + statement.excluded[measure] for measure in measures}
+        if times:
+            updates["first_at"] = backend.earliest(table.c.first_at, statement.excluded.first_at)
+            updates["last_at"] = backend.latest(table.c.last_at, statement.excluded.last_at)
+        connection.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))
         if changes.withdrawn:
-            emptied = select(*(deltas.c[column] for column in rollup.key)).where(deltas.c.count < 0)
-            connection.execute(
-                delete(table).where(
-                    table.c.count <= 0,
-                    tuple_(*(table.c[column] for column in rollup.key)).in_(emptied),
-                )
-            )
+            withdrawn: list[ColumnElement[Any]] = [deltas.c[name] for name in rollup.dimensions]
+            if period is not None:
+                withdrawn.append(period)
+            emptied = select(*withdrawn).where(deltas.c.count < 0)
+            row_key = tuple_(*(table.c[name] for name in key))
+            connection.execute(delete(table).where(table.c.count <= 0, row_key.in_(emptied)))
+            if times:
+                refresh_times(connection, backend, rollup, emptied)
 
 
 @dataclass(frozen=True, slots=True)

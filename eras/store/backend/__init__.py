@@ -69,6 +69,20 @@ class Backend(ABC):
         """The UTC day of a stored (naive UTC) timestamp, in the form the rollups store it."""
 
     @abstractmethod
+    def within_day(
+        self, timestamp: ColumnElement[Any], day: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        """Whether a stored timestamp falls on ``day``, as a range an index on it can serve."""
+
+    @abstractmethod
+    def earliest(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The earlier of two times, either of which may be NULL."""
+
+    @abstractmethod
+    def latest(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The later of two times, either of which may be NULL."""
+
+    @abstractmethod
     def session_ms_of(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
         """``round(seconds * 1000)`` exactly as :func:`eras.domain.rules.session_milliseconds`
         computes it (ties to even)."""

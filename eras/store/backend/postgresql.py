@@ -25,6 +25,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    and_,
     cast,
     create_engine,
     event,
@@ -170,6 +171,17 @@ class PostgresBackend(Backend):
 
     def day_of(self, timestamp: ColumnElement[Any]) -> ColumnElement[Any]:
         return cast(timestamp, Date)
+
+    def within_day(
+        self, timestamp: ColumnElement[Any], day: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        return and_(timestamp >= day, timestamp < day + literal_column("1"))
+
+    def earliest(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.least(left, right)  # which ignores a NULL
+
+    def latest(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.greatest(left, right)
 
     def session_ms_of(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
         # round(double precision) rounds a tie to the even integer, as Python does.

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    and_,
     bindparam,
     case,
     cast,
@@ -158,6 +159,20 @@ class SQLiteBackend(Backend):
         # Timestamps are 'YYYY-MM-DD HH:MM:SS.ffffff' text and days 'YYYY-MM-DD' text. A CAST
         # to DATE would apply numeric affinity and keep only the year.
         return type_coerce(func.date(timestamp), Date)
+
+    def within_day(
+        self, timestamp: ColumnElement[Any], day: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        # Both are text: 'YYYY-MM-DD HH:MM:SS.ffffff' sorts after 'YYYY-MM-DD' and before the
+        # next day.
+        return and_(timestamp >= day, timestamp < func.date(day, literal_column("'+1 day'")))
+
+    def earliest(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+        # SQLite's two-argument min() is NULL when either is.
+        return func.coalesce(func.min(left, right), left, right)
+
+    def latest(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.coalesce(func.max(left, right), left, right)
 
     def session_ms_of(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
         # SQLite's round() takes a tie away from zero, Python's to the even integer; session

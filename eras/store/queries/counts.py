@@ -1,124 +1,232 @@
-"""Counts over the rollups: one aggregate statement per answer."""
+"""Counts over the rollups: one aggregate statement per answer, over the levels
+:mod:`eras.store.levels` chooses."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Select, Table, bindparam, cast, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 from eras.domain.query import CountParams, DateRange, Period
+from eras.domain.rollups import FAMILY, Family, Source
 from eras.domain.stats import Bucket, Totals
 from eras.store.backend import Backend
+from eras.store.levels import Part, choose
 from eras.store.schema import ROLLUP_TABLES
 
-# How a query is narrowed, without the values: each filtered dimension and whether it lists
-# several ids, then whether the range has a start and an end. Statements are built once per
-# shape and table, and executed with the values bound, which skips rebuilding and re-hashing
-# the statement on every request.
-Shape = tuple[tuple[tuple[str, bool], ...], bool, bool]
+# A filter without its values: the dimension and whether it lists several ids.
+Filter = tuple[str, bool]
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
-    shape: Shape
-    values: dict[str, Any]
+class Reading:
+    """What one statement reads: a family, its filters, the parts of its levels, what it
+    groups by and whether it wants buckets. Everything but the bound values, so that statements
+    are built once per reading and executed with the values bound."""
 
-
-def scope_of(filters: Mapping[str, Sequence[int]], dates: DateRange) -> Scope:
-    dimensions: list[tuple[str, bool]] = []
-    values: dict[str, Any] = {}
-    for dimension, ids in filters.items():
-        many = len(ids) != 1
-        dimensions.append((dimension, many))
-        values[dimension] = list(ids) if many else ids[0]
-    if dates.start is not None:
-        values["start_day"] = dates.start
-    if dates.end is not None:
-        values["end_day"] = dates.end
-    return Scope((tuple(dimensions), dates.start is not None, dates.end is not None), values)
-
-
-def scope_conditions(table: Table, shape: Shape) -> list[ColumnElement[bool]]:
-    """The WHERE clause of ``shape``, with a bound parameter for every value."""
-    dimensions, has_start, has_end = shape
-    conditions: list[ColumnElement[bool]] = []
-    for dimension, many in dimensions:
-        column = table.c[dimension]
-        if many:
-            conditions.append(column.in_(bindparam(dimension, expanding=True)))
-        else:
-            conditions.append(column == bindparam(dimension))
-    if has_start:
-        conditions.append(table.c.day >= bindparam("start_day"))
-    if has_end:
-        conditions.append(table.c.day <= bindparam("end_day"))
-    return conditions
+    family: str
+    filters: tuple[Filter, ...]
+    parts: tuple[tuple[str, bool, bool], ...]  # rollup, has a start, has an end
+    by: tuple[str, ...]  # dimensions to group by, if any
+    period: Period | None
+    times: bool  # the latest classification time of each group too
 
 
 def summed(column: ColumnElement[Any], name: str) -> Label[Any]:
     return cast(func.sum(column), BigInteger).label(name)
 
 
-# Keyed by table, shape, period and backend: a few hundred statements at most.
-_TOTALS_STATEMENTS: dict[tuple[str, Shape, Period | None, type[Backend]], Select[Any]] = {}
+def _values(
+    filters: Mapping[str, Sequence[int]], parts: Sequence[Part]
+) -> tuple[tuple[Filter, ...], dict[str, Any]]:
+    shape: list[Filter] = []
+    values: dict[str, Any] = {}
+    for dimension, ids in filters.items():
+        many = len(ids) != 1
+        shape.append((dimension, many))
+        values[dimension] = list(ids) if many else ids[0]
+    for index, part in enumerate(parts):
+        if part.start is not None:
+            values[f"start_{index}"] = part.start
+        if part.end is not None:
+            values[f"end_{index}"] = part.end
+    return tuple(shape), values
 
 
-def _totals_statement(
-    table: Table, shape: Shape, period: Period | None, backend: Backend
-) -> Select[Any]:
-    key = (table.name, shape, period, type(backend))
-    statement = _TOTALS_STATEMENTS.get(key)
+def _parts_source(reading: Reading, backend: Backend) -> Any:
+    """The rows of every part, under common names: the grouping dimension, ``period_day``,
+    ``count``, ``session_ms``, ``last_at``."""
+    family = FAMILY[reading.family]
+    selects = []
+    for index, (name, has_start, has_end) in enumerate(reading.parts):
+        table = ROLLUP_TABLES[name]
+        rollup_period = next((column for column in ("day", "month") if column in table.c), None)
+        columns: list[ColumnElement[Any]] = []
+        columns.extend(table.c[name].label(name) for name in reading.by)
+        if reading.period is not None:
+            assert rollup_period is not None
+            columns.append(table.c[rollup_period].label("period_day"))
+        columns.append(table.c.count.label("count"))
+        if family.source is not Source.COMMENTS:
+            columns.append(table.c.session_ms.label("session_ms"))
+        if reading.times:
+            columns.append(table.c.last_at.label("last_at"))
+        conditions: list[ColumnElement[bool]] = []
+        for dimension, many in reading.filters:
+            column = table.c[dimension]
+            if many:
+                conditions.append(column.in_(bindparam(dimension, expanding=True)))
+            else:
+                conditions.append(column == bindparam(dimension))
+        if has_start:
+            assert rollup_period is not None
+            conditions.append(table.c[rollup_period] >= bindparam(f"start_{index}"))
+        if has_end:
+            assert rollup_period is not None
+            conditions.append(table.c[rollup_period] <= bindparam(f"end_{index}"))
+        selects.append(select(*columns).where(*conditions))
+    if len(selects) == 1:
+        return selects[0].subquery("parts")
+    return union_all(*selects).subquery("parts")
+
+
+# Keyed by reading and backend: a few hundred statements at most.
+_STATEMENTS: dict[tuple[Reading, type[Backend]], Select[Any]] = {}
+
+
+def _statement(reading: Reading, backend: Backend) -> Select[Any]:
+    key = (reading, type(backend))
+    statement = _STATEMENTS.get(key)
     if statement is None:
-        statement = _TOTALS_STATEMENTS[key] = _build_totals_statement(table, shape, period, backend)
+        statement = _STATEMENTS[key] = _build(reading, backend)
     return statement
 
 
-def _build_totals_statement(
-    table: Table, shape: Shape, period: Period | None, backend: Backend
-) -> Select[Any]:
-    measures = [summed(table.c.count, "total")]
-    if "session_ms" in table.c:
-        measures.append(summed(table.c.session_ms, "session_ms"))
-    conditions = scope_conditions(table, shape)
-    if period is None:
-        return select(*measures).where(*conditions)
-    bucket = backend.bucket(period, table.c.day).label("period")
-    return select(bucket, *measures).where(*conditions).group_by(bucket).order_by(bucket)
+def _build(reading: Reading, backend: Backend) -> Select[Any]:
+    parts = _parts_source(reading, backend)
+    has_session = "session_ms" in parts.c
+    measures: list[ColumnElement[Any]] = [summed(parts.c.count, "total")]
+    measures.append(
+        summed(parts.c.session_ms, "session_ms") if has_session else literal(0).label("session_ms")
+    )
+    if reading.times:
+        measures.append(func.max(parts.c.last_at).label("last_at"))
+    if reading.by:
+        grouping = [parts.c[name] for name in reading.by]
+        # Largest count first within the first dimensions; ties go to the lower id.
+        return (
+            select(*grouping, *measures)
+            .group_by(*grouping)
+            .order_by(*grouping[:-1], measures[0].desc(), grouping[-1])
+        )
+    if reading.period is None:
+        return select(*measures)
+    bucket = backend.bucket(reading.period, parts.c.period_day).label("period")
+    return select(bucket, *measures).group_by(bucket).order_by(bucket)
 
 
-def rollup_totals(
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The sums of one value of the grouping dimension."""
+
+    id: int
+    count: int
+    session_ms: int
+    last_at: datetime | None
+
+
+def read(
     connection: Connection,
     backend: Backend,
     *,
-    table: Table,
+    family: Family,
+    filters: Mapping[str, Sequence[int]],
+    dates: DateRange,
+    period: Period | None = None,
+    by: tuple[str, ...] = (),
+    times: bool = False,
+) -> Any:
+    """Execute the one statement of a reading and return its rows."""
+    parts = choose(family, dates, period)
+    shape, values = _values(filters, parts)
+    reading = Reading(
+        family=family.name,
+        filters=shape,
+        parts=tuple(
+            (part.rollup.name, part.start is not None, part.end is not None) for part in parts
+        ),
+        by=by,
+        period=period,
+        times=times,
+    )
+    return connection.execute(_statement(reading, backend), values)
+
+
+def groups(
+    connection: Connection,
+    backend: Backend,
+    *,
+    family: Family,
+    filters: Mapping[str, Sequence[int]],
+    dates: DateRange,
+    by: str,
+    times: bool = False,
+) -> list[Group]:
+    """Sums per value of ``by`` over the range (no buckets), largest count first."""
+    return [
+        Group(
+            id=row[0],
+            count=row.total,
+            session_ms=row.session_ms or 0,
+            last_at=_as_datetime(row.last_at) if times else None,
+        )
+        for row in read(
+            connection, backend, family=family, filters=filters, dates=dates, by=(by,), times=times
+        )
+    ]
+
+
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    # SQLite's max() over a union returns the stored text, not a datetime.
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def totals(
+    connection: Connection,
+    backend: Backend,
+    *,
+    family: Family,
     filters: Mapping[str, Sequence[int]],
     dates: DateRange,
     period: Period | None,
 ) -> Totals:
-    """Sum a rollup over the filters and dates, bucketed by ``period`` when one is given.
+    """Sum a family over the filters and dates, bucketed by ``period`` when one is given.
 
     Rows whose count reaches zero are deleted at ingest, so every bucket returned is non-empty.
     """
-    has_session = "session_ms" in table.c
-    scope = scope_of(filters, dates)
-    statement = _totals_statement(table, scope.shape, period, backend)
+    rows = read(connection, backend, family=family, filters=filters, dates=dates, period=period)
     if period is None:
-        row = connection.execute(statement, scope.values).one()
-        return Totals(
-            count=row.total or 0,
-            session_ms=(row.session_ms or 0) if has_session else 0,
-            buckets=None,
-        )
+        row = rows.one()
+        return Totals(count=row.total or 0, session_ms=row.session_ms or 0, buckets=None)
     buckets = tuple(
-        Bucket(
-            start=row.period,
-            count=row.total,
-            session_ms=row.session_ms if has_session else 0,
-        )
-        for row in connection.execute(statement, scope.values)
+        Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
+        for row in rows
     )
     return Totals(
         count=sum(item.count for item in buckets),
@@ -127,9 +235,14 @@ def rollup_totals(
     )
 
 
+def _as_date(value: date | str) -> date:
+    # SQLite gives a union's DATE column back as the stored text.
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 @dataclass(frozen=True, slots=True)
-class RollupFamily:
-    """The rollups answering one question, unfiltered or narrowed by project or workflow."""
+class Scoped:
+    """The families answering one question, unfiltered or narrowed by project or workflow."""
 
     unfiltered: str
     by_project: str
@@ -137,42 +250,41 @@ class RollupFamily:
 
     def scoped(
         self, params: CountParams, fixed: Mapping[str, tuple[int, ...]] | None = None
-    ) -> tuple[Table, dict[str, tuple[int, ...]]]:
-        """The rollup table to read and its filters: ``fixed`` ones plus the listed ids."""
+    ) -> tuple[Family, dict[str, tuple[int, ...]]]:
+        """The family to read and its filters: ``fixed`` ones plus the listed ids."""
         filters = dict(fixed or {})
         if params.workflow_ids:
             filters["workflow_id"] = params.workflow_ids
-            return ROLLUP_TABLES[self.by_workflow], filters
+            return FAMILY[self.by_workflow], filters
         if params.project_ids:
             filters["project_id"] = params.project_ids
-            return ROLLUP_TABLES[self.by_project], filters
-        return ROLLUP_TABLES[self.unfiltered], filters
+            return FAMILY[self.by_project], filters
+        return FAMILY[self.unfiltered], filters
 
 
-CLASSIFICATIONS = RollupFamily(
-    "classification_daily", "classification_project_daily", "classification_workflow_daily"
+CLASSIFICATIONS = Scoped("classification", "classification_project", "classification_workflow")
+USER_CLASSIFICATIONS = Scoped(
+    "classification_user", "classification_user_project", "classification_user_workflow"
 )
-USER_CLASSIFICATIONS = RollupFamily(
-    "classification_user_daily",
-    "classification_user_project_daily",
-    "classification_user_workflow_daily",
-)
-GROUP_CLASSIFICATIONS = RollupFamily("group_daily", "group_project_daily", "group_workflow_daily")
-GROUP_MEMBER_CLASSIFICATIONS = RollupFamily(
-    "group_user_daily", "group_user_project_daily", "group_user_workflow_daily"
-)
+GROUP_CLASSIFICATIONS = Scoped("group", "group_project", "group_workflow")
+GROUP_MEMBER_CLASSIFICATIONS = Scoped("group_user", "group_user_project", "group_user_workflow")
 
 
 def family_totals(
     connection: Connection,
     backend: Backend,
-    family: RollupFamily,
+    scoped: Scoped,
     params: CountParams,
     fixed: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Totals:
-    table, filters = family.scoped(params, fixed)
-    return rollup_totals(
-        connection, backend, table=table, filters=filters, dates=params.dates, period=params.period
+    family, filters = scoped.scoped(params, fixed)
+    return totals(
+        connection,
+        backend,
+        family=family,
+        filters=filters,
+        dates=params.dates,
+        period=params.period,
     )
 
 
@@ -194,16 +306,16 @@ def comment_totals(
         filters["project_id"] = params.project_ids
     if user_ids:
         filters["user_id"] = user_ids
-    table = {
-        (): "comment_daily",
-        ("project_id",): "comment_project_daily",
-        ("user_id",): "comment_user_daily",
-        ("project_id", "user_id"): "comment_project_user_daily",
+    family = {
+        (): "comment",
+        ("project_id",): "comment_project",
+        ("user_id",): "comment_user",
+        ("project_id", "user_id"): "comment_project_user",
     }[tuple(filters)]
-    return rollup_totals(
+    return totals(
         connection,
         backend,
-        table=ROLLUP_TABLES[table],
+        family=FAMILY[family],
         filters=filters,
         dates=params.dates,
         period=params.period,

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
-from functools import lru_cache
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection
 
 from eras.domain.query import ContributionOrder, DateRange, Period, UserStatsParams, bucket_start
+from eras.domain.rollups import FAMILY
 from eras.domain.stats import ProjectContribution, Totals, UserStats
 from eras.store.backend import Backend
-from eras.store.queries.counts import (
-    USER_CLASSIFICATIONS,
-    Shape,
-    family_totals,
-    scope_conditions,
-    scope_of,
-    summed,
-)
-from eras.store.schema import ROLLUP_TABLES
+from eras.store.queries.counts import USER_CLASSIFICATIONS, family_totals, groups
 
 
 def user_totals(
@@ -30,40 +21,33 @@ def user_totals(
     )
 
 
-@lru_cache(maxsize=64)
-def _contributions_statement(shape: Shape) -> Select[Any]:
-    table = ROLLUP_TABLES["classification_user_project_daily"]
-    return (
-        select(
-            table.c.project_id,
-            summed(table.c.count, "total"),
-            summed(table.c.session_ms, "session_ms"),
-            func.max(table.c.day).label("last_day"),
-        )
-        .where(*scope_conditions(table, shape))
-        .group_by(table.c.project_id)
-    )
-
-
 def project_contributions(
-    connection: Connection, *, user_id: int, dates: DateRange
+    connection: Connection, backend: Backend, *, user_id: int, dates: DateRange
 ) -> list[ProjectContribution]:
-    """Per project: classifications, session time and the last day with one, in the range."""
-    scope = scope_of({"user_id": (user_id,)}, dates)
+    """Per project: classifications, session time and the latest classification, in the range."""
     return [
         ProjectContribution(
-            project_id=row.project_id,
-            count=row.total,
-            session_ms=row.session_ms,
-            last_day=_as_date(row.last_day),
+            project_id=group.id,
+            count=group.count,
+            session_ms=group.session_ms,
+            last_at=_latest(group.last_at),
         )
-        for row in connection.execute(_contributions_statement(scope.shape), scope.values)
+        for group in groups(
+            connection,
+            backend,
+            family=FAMILY["classification_user_project"],
+            filters={"user_id": (user_id,)},
+            dates=dates,
+            by="project_id",
+            times=True,
+        )
     ]
 
 
-def _as_date(value: date | str) -> date:
-    # SQLite's max() over a DATE column returns the stored text, not a date.
-    return value if isinstance(value, date) else date.fromisoformat(value)
+def _latest(value: datetime | None) -> datetime:
+    # Every row of the volunteer-by-project family carries its times.
+    assert value is not None
+    return value
 
 
 def order_contributions(
@@ -80,7 +64,7 @@ def order_contributions(
     return sorted(
         contributions,
         key=lambda item: (
-            -bucket_start(item.last_day, granularity).toordinal(),
+            -bucket_start(item.last_at.date(), granularity).toordinal(),
             -item.count,
             item.project_id,
         ),
@@ -94,7 +78,7 @@ def user_stats(
     contributions = None
     if params.project_contributions:
         contributions = order_contributions(
-            project_contributions(connection, user_id=user_id, dates=params.counts.dates),
+            project_contributions(connection, backend, user_id=user_id, dates=params.counts.dates),
             params.order_by,
             params.counts.period,
         )
