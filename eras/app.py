@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eras import __version__
-from eras.api import counts, groups, kinesis, status, users
+from eras.api import counts, groups, kinesis, reports, status, users
 from eras.api import metrics as metrics_api
 from eras.api.common import reject_unexpected_parameters
 from eras.api.observability import Metrics, ObservabilityMiddleware
@@ -186,5 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(counts.router)
     app.include_router(users.router)
     app.include_router(groups.router)
+    app.include_router(reports.router)
     app.include_router(metrics_api.router)
     return app

@@ -62,6 +62,19 @@ class Settings(BaseSettings):
         default=None, description="If set, GET /metrics needs 'Authorization: Bearer <token>'."
     )
 
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming webhook that `eras report spurious --post` posts to.",
+    )
+    slack_mention: str | None = Field(
+        default=None,
+        description="Slack markup leading the posted report, such as <@U0123ABCD> or <!here>.",
+    )
+    project_link_base: str = Field(
+        default="https://www.zooniverse.org/lab/",
+        description="The posted report links each project to this base followed by its id.",
+    )
+
     database_pool_size: int = Field(default=10, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=60_000, gt=0)
 

@@ -2,10 +2,10 @@
 
 Schemathesis reads the app's OpenAPI description and generates valid and invalid requests for
 ``GET /``, ``POST /kinesis``, ``GET /classifications``, ``GET /comments``,
-``GET /classifications/users/{user_id}`` and ``GET /classifications/user_groups/{group_id}``
-(its examples, coverage and fuzzing phases; one pytest item per route and database). Each app
-runs in process on its own database, seeded with a few classifications and comments, and talks
-to the fake Panoptes over loopback. Every answer must
+``GET /classifications/users/{user_id}``, ``GET /classifications/user_groups/{group_id}`` and
+``GET /reports/spurious`` (its examples, coverage and fuzzing phases; one pytest item per route
+and database). Each app runs in process on its own database, seeded with a few classifications
+and comments, and talks to the fake Panoptes over loopback. Every answer must
 
 - not be a server error (``not_a_server_error``),
 - carry a status the description declares for the route (``status_code_conformance``),
@@ -26,7 +26,9 @@ So that the fuzzer gets past the front doors:
   "no such group", or a value this version does not know), and ``group_id // 7 % 5`` the viewer
   (the generated header, a Zooniverse admin, a member, a group admin or an outsider);
 - ``/classifications/users/{user_id}`` gets, by ``user_id % 4``, the generated header, an
-  admin's token, the user's own token or another user's token.
+  admin's token, the user's own token or another user's token;
+- ``/reports/spurious`` gets, by the number of query parameters ``% 3``, an admin's token, a
+  volunteer's token or the generated header.
 
 Each item checks at the end that its route answered 2xx at least once; ``-s`` prints how many
 cases ran per route and status. (Schemathesis's ``from_fixture`` loader cannot run under pytest
@@ -105,6 +107,7 @@ DICTIONARIES = {
     "flags": ["true", "TRUE", "True", "false", "", "1"],
     "orders": ["count", "recents", "RECENTS", "Count", "newest", ""],
     "counts": ["0", "1", "3", "1000", "1001", "-1", "2.5", " 2 "],
+    "numbers": ["0", "1", "0.5", "50", "5000", "21600", "1e3", "-1", "1.", " 2 "],
 }
 PARAMETERS = {
     "query.period": "periods",
@@ -118,6 +121,16 @@ PARAMETERS = {
     "query.individual_stats_breakdown": "flags",
     "query.order_project_contributions_by": "orders",
     "query.top_contributors": "counts",
+    "query.until": "dates",
+    "query.project_min_count": "counts",
+    "query.volunteer_min_count": "counts",
+    "query.tier_min": "counts",
+    "query.tier_max": "counts",
+    "query.tier_two_min": "counts",
+    "query.project_min_rate": "numbers",
+    "query.project_min_difference": "numbers",
+    "query.tier_one_rate": "numbers",
+    "query.duty_of_care_seconds": "numbers",
 }
 
 
@@ -320,6 +333,12 @@ def viewer_headers(case: Any, run: FuzzRun) -> dict[str, str] | None:
             return run.bearer(ADMIN, admin=True)
         if viewer in (2, 3, 4):
             return run.bearer([MEMBER, GROUP_ADMIN, OUTSIDER][viewer - 2])
+    if case.path == "/reports/spurious":
+        viewer = len(case.query or {}) % 3
+        if viewer == 0:
+            return run.bearer(ADMIN, admin=True)
+        if viewer == 1:
+            return run.bearer(OUTSIDER)
     return None
 
 

@@ -21,6 +21,21 @@ SERVED: dict[str, tuple[str, set[str]]] = {
         "get",
         COMMON | {"top_contributors", "individual_stats_breakdown"},
     ),
+    "/reports/spurious": (
+        "get",
+        {
+            "until",
+            "project_min_count",
+            "project_min_rate",
+            "project_min_difference",
+            "volunteer_min_count",
+            "tier_min",
+            "tier_max",
+            "tier_one_rate",
+            "duty_of_care_seconds",
+            "tier_two_min",
+        },
+    ),
 }
 PATH_PARAMETERS = {
     "/classifications/users/{user_id}": {"user_id"},

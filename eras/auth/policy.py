@@ -11,12 +11,19 @@ from eras.errors import Forbidden
 NOT_YOUR_STATS: Final = "You may only view your own classification stats"
 MEMBERS_ONLY: Final = "Only members of this group may view these stats"
 GROUP_ADMINS_ONLY: Final = "Only admins of this group may view these stats"
+ADMINS_ONLY: Final = "Only Zooniverse admins may view this report"
 
 
 def authorize_user_stats(viewer: Identity, user_id: int) -> None:
     """A volunteer sees their own stats; Zooniverse admins see everyone's."""
     if not (viewer.admin or viewer.user_id == user_id):
         raise Forbidden(NOT_YOUR_STATS)
+
+
+def authorize_admin(viewer: Identity) -> None:
+    """Reports about other volunteers are for Zooniverse admins only."""
+    if not viewer.admin:
+        raise Forbidden(ADMINS_ONLY)
 
 
 class Audience(enum.Enum):

@@ -1,5 +1,5 @@
 """The ``eras`` command: ``serve`` (the default), ``migrate``, ``rejected``, ``ingest``,
-``rebuild-rollups`` and ``verify``."""
+``rebuild-rollups``, ``verify`` and ``report``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from eras.cli import loading
+from eras.cli.report import add_report_commands
 from eras.config import Settings
 from eras.services.loading.inputs import Format
 from eras.services.loading.loader import DEFAULT_BATCH_SIZE, LoadOptions, default_rejects_path
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=_replay_rejected)
 
     _add_bulk_commands(commands)
+    add_report_commands(commands)
     return parser
 
 
