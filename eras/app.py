@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from eras import __version__
 from eras.api import counts, groups, kinesis, reports, status, users
 from eras.api import metrics as metrics_api
-from eras.api.common import reject_unexpected_parameters
 from eras.api.observability import Metrics, ObservabilityMiddleware
 from eras.api.responses import FastJSONResponse
 from eras.auth.cache import TTLCache
@@ -162,7 +161,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Zooniverse volunteer statistics: exact classification and comment counts.",
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
-        dependencies=[Depends(reject_unexpected_parameters)],
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.state.metrics = metrics

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import jwt as pyjwt
 import pytest
 
+from eras.auth.tokens import LocalTokenVerifier, load_public_key
+from eras.errors import Unauthenticated
 from tests import tokens
 from tests.conftest import client_for, make_settings
 from tests.factories import classification, post_events
@@ -589,3 +593,38 @@ async def test_slow_panoptes_does_not_pile_up_requests(database_url, panoptes):
     assert [(r.status_code, r.json()) for r in held] == [unavailable] * 2
     assert state.max_in_flight == 2
     assert len(state.calls("/api/me")) == 2
+
+
+class TestVerifiedTokens:
+    """A token that verified is remembered until its expiry; the signature is checked once."""
+
+    async def test_checked_once_and_refused_once_expired(self, monkeypatch):
+        now = [time.time()]
+        verifier = LocalTokenVerifier(
+            load_public_key(tokens.key_pair().public_pem), clock=lambda: now[0]
+        )
+        decoded = []
+        real_decode = pyjwt.decode
+
+        def counting_decode(*args: object, **kwargs: object) -> object:
+            decoded.append(1)
+            return real_decode(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(pyjwt, "decode", counting_decode)
+        token = tokens.token(USER, expires_in=60)
+        for _ in range(5):
+            assert (await verifier.identify(token)).user_id == USER
+        assert len(decoded) == 1
+        now[0] += 61
+        with pytest.raises(Unauthenticated, match="expired"):
+            await verifier.identify(token)
+        with pytest.raises(Unauthenticated):
+            await verifier.identify(tokens.token(USER, expires_in=60) + "x")  # a forged copy
+
+    async def test_a_bad_token_is_never_remembered(self, client):
+        forged = tokens.token(USER) + "x"
+        for _ in range(2):
+            response = await client.get(
+                f"/classifications/users/{USER}", headers={"Authorization": f"Bearer {forged}"}
+            )
+            assert response.status_code == 401

@@ -1,64 +1,116 @@
-"""Query parameter declarations shared by the read routes, so OpenAPI describes them once."""
+"""Query parameters of the read routes: described once for OpenAPI, read straight from the
+request.
+
+The read routes take their query parameters from the request themselves instead of through
+FastAPI's dependency injection: solving a route's parameters costs more than the route's SQL,
+and every parameter is a string validated by ``eras.api.params`` anyway. OpenAPI still lists
+every parameter (``openapi_parameters``), and a parameter the route does not take, or one given
+twice, is a 400 as it always was.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-from fastapi import Depends, Query, Request
+from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from eras.api.params import RawCountParams
 from eras.errors import BadRequest
 
-IdList = Annotated[
-    str | None,
-    Query(description="One id or a comma-separated list; the counts of all listed ids are summed."),
-]
-DateParam = Annotated[
-    str | None, Query(description="YYYY-MM-DD, inclusive, on the UTC day of the event.")
-]
-PeriodParam = Annotated[
-    str | None,
-    Query(description="day, week, month or year (case-insensitive); adds a bucketed `data` list."),
-]
-FlagParam = Annotated[str | None, Query(description="`true` (any case) turns it on.")]
+
+@dataclass(frozen=True, slots=True)
+class QueryParameter:
+    name: str
+    description: str
 
 
-async def common_count_parameters(
-    project_id: IdList = None,
-    workflow_id: IdList = None,
-    start_date: DateParam = None,
-    end_date: DateParam = None,
-    period: PeriodParam = None,
-) -> RawCountParams:
-    """The parameters every classification route takes, declared once for OpenAPI."""
-    return RawCountParams(project_id, workflow_id, start_date, end_date, period)
+ID_LIST: Final = "One id or a comma-separated list; the counts of all listed ids are summed."
+FLAG: Final = "`true` (any case) turns it on."
+PROJECT_ID: Final = QueryParameter("project_id", ID_LIST)
+WORKFLOW_ID: Final = QueryParameter("workflow_id", ID_LIST)
+USER_ID: Final = QueryParameter("user_id", ID_LIST)
+START_DATE: Final = QueryParameter(
+    "start_date", "YYYY-MM-DD, inclusive, on the UTC day of the event."
+)
+END_DATE: Final = QueryParameter("end_date", "YYYY-MM-DD, inclusive, on the UTC day of the event.")
+PERIOD: Final = QueryParameter(
+    "period", "day, week, month or year (case-insensitive); adds a bucketed `data` list."
+)
+COUNT_PARAMETERS: Final = (PROJECT_ID, WORKFLOW_ID, START_DATE, END_DATE, PERIOD)
 
 
-CountParamsDep = Annotated[RawCountParams, Depends(common_count_parameters)]
+def openapi_parameters(parameters: Sequence[QueryParameter]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route reading ``parameters`` itself."""
+    return {
+        "parameters": [
+            {
+                "name": parameter.name,
+                "in": "query",
+                "required": False,
+                "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "description": parameter.description,
+            }
+            for parameter in parameters
+        ]
+    }
 
 
-async def reject_unexpected_parameters(request: Request) -> None:
-    """A repeated or unknown query parameter is a 400, never silently dropped.
+def _refuse(name: str, allowed: Sequence[str]) -> BadRequest:
+    expected = ", ".join(sorted(allowed)) or "none"
+    return BadRequest(f"Unknown parameter {name[:64]!r}; this route takes: {expected}")
+
+
+def _repeated(name: str) -> BadRequest:
+    return BadRequest(
+        f"Parameter {name!r} is given more than once; list several ids in one comma-separated value"
+    )
+
+
+def query_values(request: Request, parameters: Sequence[QueryParameter]) -> dict[str, str]:
+    """The query parameters given, each at most once, all of them among ``parameters``.
 
     ``project_id=1&project_id=2`` would otherwise count only one of the projects, and a
     misspelt ``start_dat`` would answer all-time totals as if they were the asked range.
     """
+    values: dict[str, str] = {}
+    if not request.scope.get("query_string"):
+        return values
+    allowed = [parameter.name for parameter in parameters]
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            raise _refuse(name, allowed)
+        if name in values:
+            raise _repeated(name)
+        values[name] = value
+    return values
+
+
+def count_parameters(values: dict[str, str]) -> RawCountParams:
+    return RawCountParams(
+        values.get("project_id"),
+        values.get("workflow_id"),
+        values.get("start_date"),
+        values.get("end_date"),
+        values.get("period"),
+    )
+
+
+async def reject_unexpected_parameters(request: Request) -> None:
+    """For routes whose parameters FastAPI declares: a repeated or unknown one is a 400."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    allowed = _query_parameters(route.dependant)
+    allowed = sorted(_query_parameters(route.dependant))
     seen: set[str] = set()
     for name, _value in request.query_params.multi_items():
         if name not in allowed:
-            expected = ", ".join(sorted(allowed)) or "none"
-            raise BadRequest(f"Unknown parameter {name[:64]!r}; this route takes: {expected}")
+            raise _refuse(name, allowed)
         if name in seen:
-            raise BadRequest(
-                f"Parameter {name!r} is given more than once; "
-                "list several ids in one comma-separated value"
-            )
+            raise _repeated(name)
         seen.add(name)
 
 

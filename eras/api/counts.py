@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import CountParamsDep, DateParam, IdList, PeriodParam
-from eras.api.dependencies import DatabaseDep
+from eras.api.common import (
+    COUNT_PARAMETERS,
+    END_DATE,
+    PERIOD,
+    PROJECT_ID,
+    START_DATE,
+    USER_ID,
+    count_parameters,
+    openapi_parameters,
+    query_values,
+)
 from eras.api.params import parse_count_params, parse_ids
 from eras.api.responses import ERROR_RESPONSES, CountResponse, FastJSONResponse, count_body
 from eras.services.stats import classification_counts, comment_counts
@@ -22,11 +32,16 @@ router = APIRouter(tags=["counts"])
     responses=ERROR_RESPONSES,
     summary="Count classifications",
     description="A trailing slash is accepted.",
+    openapi_extra=openapi_parameters(COUNT_PARAMETERS),
 )
 @router.get("/classifications/", include_in_schema=False)
-def get_classification_counts(database: DatabaseDep, raw: CountParamsDep) -> Any:
-    totals = classification_counts(database, raw.parse())
+async def get_classification_counts(request: Request) -> Any:
+    params = count_parameters(query_values(request, COUNT_PARAMETERS)).parse()
+    totals = await run_in_threadpool(classification_counts, request.app.state.database, params)
     return FastJSONResponse(count_body(totals))
+
+
+COMMENT_PARAMETERS: Final = (PROJECT_ID, USER_ID, START_DATE, END_DATE, PERIOD)
 
 
 @router.get(
@@ -36,22 +51,18 @@ def get_classification_counts(database: DatabaseDep, raw: CountParamsDep) -> Any
     responses=ERROR_RESPONSES,
     summary="Count Talk comments",
     description="A trailing slash is accepted.",
+    openapi_extra=openapi_parameters(COMMENT_PARAMETERS),
 )
 @router.get("/comments/", include_in_schema=False)
-def get_comment_counts(
-    database: DatabaseDep,
-    project_id: IdList = None,
-    user_id: IdList = None,
-    start_date: DateParam = None,
-    end_date: DateParam = None,
-    period: PeriodParam = None,
-) -> Any:
+async def get_comment_counts(request: Request) -> Any:
+    values = query_values(request, COMMENT_PARAMETERS)
     params = parse_count_params(
-        project_id=project_id,
+        project_id=values.get("project_id"),
         workflow_id=None,
-        start_date=start_date,
-        end_date=end_date,
-        period=period,
+        start_date=values.get("start_date"),
+        end_date=values.get("end_date"),
+        period=values.get("period"),
     )
-    totals = comment_counts(database, params, parse_ids(user_id, "user_id"))
+    user_ids = parse_ids(values.get("user_id"), "user_id")
+    totals = await run_in_threadpool(comment_counts, request.app.state.database, params, user_ids)
     return FastJSONResponse(count_body(totals))

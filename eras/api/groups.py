@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import CountParamsDep, FlagParam
-from eras.api.dependencies import DatabaseDep, GroupAccessDep
+from eras.api.common import (
+    COUNT_PARAMETERS,
+    FLAG,
+    QueryParameter,
+    count_parameters,
+    openapi_parameters,
+    query_values,
+)
 from eras.api.params import format_period, parse_group_stats_params
 from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse, seconds
 from eras.api.users import bearer_scheme
@@ -108,6 +114,13 @@ def _read_group_stats(database: Database, group_id: int, params: GroupStatsParam
     return aggregate_body(group_stats(database, group_id, params))
 
 
+GROUP_PARAMETERS: Final = (
+    *COUNT_PARAMETERS,
+    QueryParameter("top_contributors", "N: add the N members with the most classifications."),
+    QueryParameter("individual_stats_breakdown", FLAG),
+)
+
+
 @router.get(
     "/classifications/user_groups/{group_id}",
     response_model=GroupStatsResponse,
@@ -118,28 +131,21 @@ def _read_group_stats(database: Database, group_id: int, params: GroupStatsParam
     description="Who may read them depends on the group's stats_visibility in Panoptes: public "
     "aggregates need no token; private ones and member breakdowns need a member's or a group "
     "admin's token. A trailing slash is accepted.",
+    openapi_extra=openapi_parameters(GROUP_PARAMETERS),
 )
 @router.get("/classifications/user_groups/{group_id}/", include_in_schema=False)
-async def get_group_stats(
-    request: Request,
-    group_id: GroupId,
-    database: DatabaseDep,
-    access: GroupAccessDep,
-    raw: CountParamsDep,
-    top_contributors: Annotated[
-        str | None, Query(description="N: add the N members with the most classifications.")
-    ] = None,
-    individual_stats_breakdown: FlagParam = None,
-) -> Any:
+async def get_group_stats(request: Request, group_id: GroupId) -> Any:
+    values = query_values(request, GROUP_PARAMETERS)
     params = parse_group_stats_params(
-        raw,
-        top_contributors=top_contributors,
-        individual_stats_breakdown=individual_stats_breakdown,
+        count_parameters(values),
+        top_contributors=values.get("top_contributors"),
+        individual_stats_breakdown=values.get("individual_stats_breakdown"),
     )
-    await access.check(
+    state = request.app.state
+    await state.group_access.check(
         group_id,
         request.headers.get("authorization"),
         breakdown=params.individual_stats_breakdown,
     )
-    body = await run_in_threadpool(_read_group_stats, database, group_id, params)
+    body = await run_in_threadpool(_read_group_stats, state.database, group_id, params)
     return FastJSONResponse(body)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from eras.api.common import reject_unexpected_parameters
 from eras.api.dependencies import AuthenticatorDep, DatabaseDep
 from eras.api.params import parse_date
 from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse
@@ -17,7 +18,7 @@ from eras.domain.report import EARLIEST_UNTIL, InvalidThreshold, thresholds_from
 from eras.errors import BadRequest
 from eras.services.report import report_body, spurious_report, today
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=[Depends(reject_unexpected_parameters)])
 
 UNTIL_TOO_EARLY: Final = f"until must be {EARLIEST_UNTIL.isoformat()} or later"
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import CountParamsDep, FlagParam
-from eras.api.dependencies import AuthenticatorDep, DatabaseDep
+from eras.api.common import (
+    COUNT_PARAMETERS,
+    FLAG,
+    QueryParameter,
+    count_parameters,
+    openapi_parameters,
+    query_values,
+)
 from eras.api.params import format_period, parse_user_stats_params
 from eras.api.responses import AUTH_ERROR_RESPONSES, FastJSONResponse, seconds
 from eras.auth.policy import authorize_user_stats
@@ -66,37 +72,39 @@ def user_stats_body(stats: UserStats, params: UserStatsParams) -> dict[str, Any]
     return body
 
 
+USER_PARAMETERS: Final = (
+    *COUNT_PARAMETERS,
+    QueryParameter("time_spent", FLAG),
+    QueryParameter("project_contributions", FLAG),
+    QueryParameter(
+        "order_project_contributions_by",
+        "`count` (default, largest first) or `recents`; case-insensitive.",
+    ),
+)
+
+
 @router.get(
     "/classifications/users/{user_id}",
     response_model=UserStatsResponse,
     response_model_exclude_none=True,
     responses=AUTH_ERROR_RESPONSES,
-    dependencies=[Depends(bearer_scheme)],
     summary="A volunteer's classification stats",
     description="Readable by the volunteer themself and by Zooniverse admins. "
     "A trailing slash is accepted.",
+    dependencies=[Depends(bearer_scheme)],
+    openapi_extra=openapi_parameters(USER_PARAMETERS),
 )
 @router.get("/classifications/users/{user_id}/", include_in_schema=False)
-async def get_user_stats(
-    request: Request,
-    user_id: UserId,
-    database: DatabaseDep,
-    authenticator: AuthenticatorDep,
-    raw: CountParamsDep,
-    time_spent: FlagParam = None,
-    project_contributions: FlagParam = None,
-    order_project_contributions_by: Annotated[
-        str | None,
-        Query(description="`count` (default, largest first) or `recents`; case-insensitive."),
-    ] = None,
-) -> Any:
-    viewer = await authenticator.require(request.headers.get("authorization"))
+async def get_user_stats(request: Request, user_id: UserId) -> Any:
+    values = query_values(request, USER_PARAMETERS)
+    state = request.app.state
+    viewer = await state.authenticator.require(request.headers.get("authorization"))
     authorize_user_stats(viewer, user_id)
     params = parse_user_stats_params(
-        raw.parse(),
-        time_spent=time_spent,
-        project_contributions=project_contributions,
-        order_project_contributions_by=order_project_contributions_by,
+        count_parameters(values).parse(),
+        time_spent=values.get("time_spent"),
+        project_contributions=values.get("project_contributions"),
+        order_project_contributions_by=values.get("order_project_contributions_by"),
     )
-    stats = await run_in_threadpool(volunteer_stats, database, user_id, params)
+    stats = await run_in_threadpool(volunteer_stats, state.database, user_id, params)
     return FastJSONResponse(user_stats_body(stats, params))
