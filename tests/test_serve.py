@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -154,3 +155,46 @@ def _request_count(metrics: str) -> float:
         if line.startswith(prefix):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def _sockets_by_process(port: int) -> tuple[dict[int, int], dict[int, int]]:
+    """{pid: listening sockets} and {pid: accepted connections} on ``port``, from /proc."""
+    states: dict[str, str] = {}  # socket inode -> state ("0A" listening, "01" established)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                states[fields[9]] = fields[3]
+    listening: dict[int, int] = {}
+    accepted: dict[int, int] = {}
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
+        except OSError:
+            continue
+        pid = int(fd_dir.parent.name)
+        for link in links:
+            state = states.get(link.removeprefix("socket:[").removesuffix("]"))
+            if state == "0A":
+                listening[pid] = listening.get(pid, 0) + 1
+            elif state == "01":
+                accepted[pid] = accepted.get(pid, 0) + 1
+    return listening, accepted
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+async def test_keep_alive_connections_spread_over_the_workers(server: str) -> None:
+    """Each worker listens on the port itself (SO_REUSEPORT), so the kernel hands new
+    connections to all of them, not to whichever wakes first."""
+    port = int(server.rsplit(":", 1)[1])
+    clients = [httpx.AsyncClient(base_url=server, timeout=10) for _ in range(16)]
+    try:
+        for client in clients:
+            assert (await client.get("/")).status_code == 200  # each its own connection, kept
+        listening, accepted = _sockets_by_process(port)
+        assert len(listening) == 2, listening  # one listening socket in each worker
+        assert set(accepted) == set(listening), (listening, accepted)
+        assert sum(accepted.values()) == 16
+    finally:
+        for client in clients:
+            await client.aclose()

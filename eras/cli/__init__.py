@@ -45,9 +45,7 @@ def serving_app() -> FastAPI:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    import uvicorn
-
-    from eras.api.observability import logging_config
+    from eras.cli.serving import serve
 
     if arguments.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Workers are separate processes: they share their metrics through files here, so
@@ -55,16 +53,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         directory = tempfile.mkdtemp(prefix="eras-metrics-")
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    uvicorn.run(
-        "eras.cli:serving_app",
-        factory=True,
-        host=arguments.host,
-        port=arguments.port,
-        workers=arguments.workers,
-        log_config=logging_config(arguments.log_level),
-        access_log=False,
-    )
-    return 0
+    return serve(arguments.host, arguments.port, arguments.workers, arguments.log_level)
 
 
 def _migrate(_arguments: argparse.Namespace) -> int:
