@@ -151,6 +151,49 @@ def serve(
         process.wait(timeout=60)
 
 
+@contextmanager
+def serve_peer(app: str, workers: int, database_url: str) -> Iterator[str]:
+    """``bench.reference:app`` or ``:floor`` under uvicorn, the way the original runs."""
+    port = _free_port()
+    environment = {**os.environ, "REFERENCE_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
+    command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(
+        command, env=environment, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit(f"{app} did not start")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def answers(url: str, calls: list[Call]) -> dict[str, Any]:
+    """Each call's JSON answer, to check that the peer answers the same."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        return {
+            call.name: http.get(call.path, headers=call.headers).json()
+            for call in calls
+            if call.name != FLOOR
+        }
+
+
+def measure_floor(url: str, requests: int, seconds: float) -> dict[str, float]:
+    request = loadgen.get(url, "/", FLOOR)
+    single = asyncio.run(loadgen.run(url, [request], count=requests, seconds=60, warmup=20))
+    loaded = asyncio.run(loadgen.run(url, [request], concurrency=HIGH_CONCURRENCY, seconds=seconds))
+    return {"p50": single[FLOOR].p50, "rps": loaded[FLOOR].rate}
+
+
 # --- the data ------------------------------------------------------------------------------
 
 
@@ -600,6 +643,15 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
             log(f"{kind}, {events:,} events: queries")
             queries = measure_queries(server.url, calls, options.requests, options.seconds)
             worker_rss = sorted(server.peak_rss_mib.values())
+            expected = answers(server.url, calls)
+        log(f"{kind}, {events:,} events: the reference, then the stack's floor")
+        with serve_peer("bench.reference:app", options.workers, database_url) as peer:
+            differing = [
+                name for name, answer in answers(peer, calls).items() if expected[name] != answer
+            ]
+            reference = measure_queries(peer, calls, options.requests, options.seconds)
+        with serve_peer("bench.reference:floor", options.workers, database_url) as floor_url:
+            stack_floor = measure_floor(floor_url, options.requests, options.seconds)
         log(f"{kind}, {events:,} events: raw-table aggregation")
         raw = measure_raw(database_url, kind, calls, repeats=3 if events <= 5_000_000 else 1)
         return {
@@ -622,6 +674,9 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
             "calls": [call.name for call in calls],
             "call_paths": {call.name: call.path for call in calls},
             "queries": queries,
+            "reference": reference,
+            "reference_differs": differing,
+            "stack_floor": stack_floor,
             "raw_ms": raw,
             "worker_peak_rss_mib": worker_rss,
             "classifications": loaded.classifications,
@@ -728,14 +783,21 @@ def render(results: dict[str, Any]) -> str:
                 "p99 ms",
                 f"req/s at {HIGH_CONCURRENCY}",
                 f"p99 ms at {HIGH_CONCURRENCY}",
-                "% of floor req/s",
+                "% of GET / req/s",
+                "reference p50 ms",
+                "faster than the reference at c=1",
+                f"reference req/s at {HIGH_CONCURRENCY}",
+                "req/s against the reference",
                 "raw tables ms",
                 "rollups faster by",
             ),
-            _row(*["---"] * 9),
+            _row(*["---"] * 13),
         ]
+        reference = run.get("reference")
         for name in run["calls"]:
             single, loaded = queries["single"][name], queries["loaded"][name]
+            peer_single = reference["single"][name] if reference else None
+            peer_loaded = reference["loaded"][name] if reference else None
             raw_ms = raw.get(name)
             lines.append(
                 _row(
@@ -746,9 +808,28 @@ def render(results: dict[str, Any]) -> str:
                     f"{loaded['rps']:,.0f}",
                     f"{loaded['p99']:.1f}",
                     f"{100 * loaded['rps'] / floor_rps:.0f}%",
+                    "" if peer_single is None else f"{peer_single['p50']:.2f}",
+                    "" if peer_single is None else f"{peer_single['p50'] / single['p50']:.2f}x",
+                    "" if peer_loaded is None else f"{peer_loaded['rps']:,.0f}",
+                    "" if peer_loaded is None else f"{loaded['rps'] / peer_loaded['rps']:.2f}x",
                     "" if raw_ms is None else f"{raw_ms:,.1f}",
                     "" if raw_ms is None else f"{raw_ms / single['p50']:,.0f}x",
                 )
+            )
+        stack = run.get("stack_floor")
+        if stack:
+            lines += [
+                "",
+                f"Bare FastAPI on the same server (`bench.reference:floor`, {results['workers']} "
+                f"workers): `GET /` p50 {stack['p50']:.2f} ms, {stack['rps']:,.0f} req/s at "
+                f"{HIGH_CONCURRENCY}; eras' `GET /` serves "
+                f"**{floor_rps / stack['rps']:.2f}x** of that.",
+            ]
+        if run.get("reference_differs"):
+            lines.append(
+                "The reference answered differently from eras for: "
+                + ", ".join(run["reference_differs"])
+                + "."
             )
         mixed = queries["mixed"]
         rss = ", ".join(f"{value:.0f}" for value in run["worker_peak_rss_mib"])

@@ -102,6 +102,12 @@ def test_harness_end_to_end_on_both_databases(tmp_path: Path) -> None:
             assert measured["queries"]["single"][name]["p50"] > 0
             assert measured["queries"]["loaded"][name]["rps"] > 0
         assert set(measured["raw_ms"]) == set(measured["calls"][1:])
+        # The reference implementation of the original's design answered every call, exactly
+        # as eras does, and the bare stack was measured beside them.
+        assert measured["reference_differs"] == []
+        for name in measured["calls"]:
+            assert measured["reference"]["loaded"][name]["rps"] > 0
+        assert measured["stack_floor"]["rps"] > 0
         assert measured["worker_peak_rss_mib"]
     text = report.read_text()
     assert text.startswith("# Notes kept") and text.endswith("After.\n")
