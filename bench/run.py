@@ -364,6 +364,9 @@ class Call:
     path: str
     headers: dict[str, str]
     raw: Callable[[Any, str], None] | None  # the same numbers from the raw tables
+    # Also asked of the reference (and part of the mixed load): the original's calls are,
+    # eras' additions are not.
+    peer: bool = True
 
 
 def _bucket(kind: str, period: str) -> str:
@@ -447,6 +450,17 @@ def front_end_calls(targets: Targets, tokens: dict[int, str]) -> list[Call]:
             end=after_last,
         )
 
+    def workflows_fortnight_by_id(connection: Any, kind: str) -> None:
+        _run(
+            connection,
+            f"SELECT workflow_id, {_bucket(kind, 'day')}, COUNT(*) FROM classification_events "
+            "WHERE workflow_id IN :workflows AND event_time >= :start AND event_time < :end "
+            "GROUP BY 1, 2",
+            workflows=targets.workflows,
+            start=fortnight_ago,
+            end=after_last,
+        )
+
     group_where = "user_group_id = :group AND event_time >= :start AND event_time < :end"
     group_values = {"group": targets.group, "start": week_ago, "end": after_last}
 
@@ -524,6 +538,15 @@ def front_end_calls(targets: Targets, tokens: dict[int, str]) -> list[Call]:
             group_breakdown,
         ),
         Call("global total", "/classifications", {}, global_total),
+        Call(
+            f"{len(targets.workflows)} workflows of project {targets.workflow_project}, "
+            "14 days, broken down",
+            f"/classifications/?workflow_id={workflow_ids}&period=day"
+            f"&start_date={fortnight_ago}&end_date={last}&breakdown=true",
+            {},
+            workflows_fortnight_by_id,
+            peer=False,
+        ),
     ]
 
 
@@ -560,7 +583,7 @@ def measure_queries(url: str, calls: list[Call], requests: int, seconds: float) 
             loadgen.run(url, [request], concurrency=HIGH_CONCURRENCY, seconds=seconds)
         )[name]
         loaded[name] = {"rps": measured.rate, "p99": measured.percentile(0.99)}
-    mixed_requests = [request for name, request in prepared.items() if name != FLOOR]
+    mixed_requests = [prepared[call.name] for call in calls if call.name != FLOOR and call.peer]
     mixed = asyncio.run(
         loadgen.run(url, mixed_requests, concurrency=HIGH_CONCURRENCY, seconds=2 * seconds)
     )
@@ -645,11 +668,12 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
             worker_rss = sorted(server.peak_rss_mib.values())
             expected = answers(server.url, calls)
         log(f"{kind}, {events:,} events: the reference, then the stack's floor")
+        shared = [call for call in calls if call.peer]
         with serve_peer("bench.reference:app", options.workers, database_url) as peer:
             differing = [
-                name for name, answer in answers(peer, calls).items() if expected[name] != answer
+                name for name, answer in answers(peer, shared).items() if expected[name] != answer
             ]
-            reference = measure_queries(peer, calls, options.requests, options.seconds)
+            reference = measure_queries(peer, shared, options.requests, options.seconds)
         with serve_peer("bench.reference:floor", options.workers, database_url) as floor_url:
             stack_floor = measure_floor(floor_url, options.requests, options.seconds)
         log(f"{kind}, {events:,} events: raw-table aggregation")
@@ -796,8 +820,8 @@ def render(results: dict[str, Any]) -> str:
         reference = run.get("reference")
         for name in run["calls"]:
             single, loaded = queries["single"][name], queries["loaded"][name]
-            peer_single = reference["single"][name] if reference else None
-            peer_loaded = reference["loaded"][name] if reference else None
+            peer_single = reference["single"].get(name) if reference else None
+            peer_loaded = reference["loaded"].get(name) if reference else None
             raw_ms = raw.get(name)
             lines.append(
                 _row(
@@ -824,6 +848,17 @@ def render(results: dict[str, Any]) -> str:
                 f"workers): `GET /` p50 {stack['p50']:.2f} ms, {stack['rps']:,.0f} req/s at "
                 f"{HIGH_CONCURRENCY}; eras' `GET /` serves "
                 f"**{floor_rps / stack['rps']:.2f}x** of that.",
+            ]
+        summed, broken = run["calls"][5], run["calls"][-1]
+        if broken.endswith("broken down") and summed in queries["single"]:
+            p50s = [queries["single"][name]["p50"] for name in (broken, summed)]
+            rates = [queries["loaded"][name]["rps"] for name in (broken, summed)]
+            lines += [
+                "",
+                f"`breakdown=true` over the {summed.split()[0]} workflows: p50 {p50s[0]:.2f} ms "
+                f"against {p50s[1]:.2f} ms for the summed call (**{p50s[0] / p50s[1]:.2f}x**), "
+                f"{rates[0]:,.0f} against {rates[1]:,.0f} req/s at {HIGH_CONCURRENCY}; "
+                "without it a client makes one call per workflow.",
             ]
         if run.get("reference_differs"):
             lines.append(
@@ -878,6 +913,7 @@ _GENERIC_NAMES = (
     "largest group, 7 days, top 10",
     "largest group, member breakdown",
     "global total",
+    "48 workflows, 14 days, broken down",
 )
 
 

@@ -97,15 +97,19 @@ def test_harness_end_to_end_on_both_databases(tmp_path: Path) -> None:
         assert measured["bulk"]["events_per_second"] > 0
         # Sampled from /proc while the loader ran: a Python process with eras imported.
         assert 20 < measured["bulk"]["peak_rss_mib"] < 1000
-        assert len(measured["calls"]) == 9
+        assert len(measured["calls"]) == 10
         for name in measured["calls"]:
             assert measured["queries"]["single"][name]["p50"] > 0
             assert measured["queries"]["loaded"][name]["rps"] > 0
         assert set(measured["raw_ms"]) == set(measured["calls"][1:])
-        # The reference implementation of the original's design answered every call, exactly
-        # as eras does, and the bare stack was measured beside them.
+        # The reference implementation of the original's design answered every call of the
+        # original's, exactly as eras does (breakdown is eras' own), and the bare stack was
+        # measured beside them.
         assert measured["reference_differs"] == []
-        for name in measured["calls"]:
+        *original, broken_down = measured["calls"]
+        assert broken_down.endswith("broken down")
+        assert set(measured["reference"]["loaded"]) == set(original)
+        for name in original:
             assert measured["reference"]["loaded"][name]["rps"] > 0
         assert measured["stack_floor"]["rps"] > 0
         assert measured["worker_peak_rss_mib"]
@@ -113,3 +117,4 @@ def test_harness_end_to_end_on_both_databases(tmp_path: Path) -> None:
     assert text.startswith("# Notes kept") and text.endswith("After.\n")
     assert "old" not in text
     assert "### Queries: postgresql, 4,000 events" in text
+    assert "`breakdown=true` over the " in text

@@ -20,29 +20,6 @@ class TestQueryStrings:
             "list several ids in one comma-separated value"
         }
 
-    @pytest.mark.parametrize("route", READ_ROUTES)
-    async def test_unknown_parameter(self, client, route):
-        response = await client.get(f"{route}?start_dat=2023-01-01")
-        assert response.status_code == 400
-        message = response.json()["error"]
-        assert message.startswith("Unknown parameter 'start_dat'; this route takes: ")
-        assert "start_date" in message
-
-    async def test_workflow_id_is_unknown_on_comments(self, client):
-        response = await client.get("/comments?workflow_id=1")
-        assert response.status_code == 400
-        assert "Unknown parameter 'workflow_id'" in response.json()["error"]
-
-    async def test_unknown_parameter_on_ingest(self, client):
-        response = await client.post(
-            "/kinesis?debug=1", json={"payload": [classification(1)]}, headers=basic_auth()
-        )
-        assert response.status_code == 400
-        assert (await client.get("/classifications")).json() == {"total_count": 0}
-
-    async def test_status_takes_no_parameters(self, client):
-        assert (await client.get("/?x=1")).status_code == 400
-
     @pytest.mark.parametrize(
         "value", ["0000-01-01", "99999-01-01", "-001-01-01", "2023-00-10", "10000-01-01"]
     )

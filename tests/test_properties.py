@@ -17,10 +17,12 @@ After each ingest the test asserts that
    predicts;
 2. every rollup row equals a recomputation from the raw tables with plain SQL ``GROUP BY``;
 3. the query routes answer what the model says: ``GET /classifications`` (no filter, project
-   and workflow lists, period and date range), ``GET /comments`` (project and user filters),
+   and workflow lists, period and date range, time_spent, breakdown by project and by
+   workflow), ``GET /comments`` (project and user filters, breakdown by either),
    ``GET /classifications/users/{id}`` (time_spent, project_contributions in both orders,
-   period) and ``GET /classifications/user_groups/{id}`` for ``public_show_all`` groups
-   (top_contributors, filters, period, individual_stats_breakdown).
+   recents by the exact latest time, period) and ``GET /classifications/user_groups/{id}``
+   for ``public_show_all`` groups (top_contributors, filters, period,
+   individual_stats_breakdown).
 
 Every example runs on an emptied database, on SQLite and on PostgreSQL. The run is derandomised,
 so CI sees the same examples every time. The default is a CI-sized run; for a longer search:
@@ -553,20 +555,19 @@ def expected_user_stats(
     }
     if contributions:
         per_project = ranked(mine, lambda r: r.project, "project_id")
-        if plan.order.lower() == "recents":
-            last = {
-                p: max(bucket_of(r.day, plan.period) for r in mine if r.project == p)
-                for p in {r.project for r in mine}
-            }
-            per_project.sort(
-                key=lambda item: (
-                    -last[item["project_id"]].toordinal(),
-                    -item["count"],
-                    item["project_id"],
-                )
-            )
+        recents = plan.order.lower() == "recents"
+        # The latest classification of each project in the range, as the answer shows it.
+        last = {
+            p: max(stamp(parse_instant(r.created)) for r in mine if r.project == p)
+            for p in {r.project for r in mine}
+        }
+        if recents:
+            per_project.sort(key=lambda item: (item["count"], -item["project_id"]), reverse=True)
+            per_project.sort(key=lambda item: last[item["project_id"]], reverse=True)
         body["project_contributions"] = [
-            {"project_id": item["project_id"], "count": item["count"]} for item in per_project
+            {"project_id": item["project_id"], "count": item["count"]}
+            | ({"last_contributed_at": last[item["project_id"]]} if recents else {})
+            for item in per_project
         ]
     return body
 
@@ -874,6 +875,46 @@ async def check_queries(
         count_body([r.day for r in in_range if r.project in projects], plan.period),
     )
 
+    # GET /classifications with time_spent and breakdown
+    timed = [(r.day, r.ms) for r in in_range]
+    await expect(
+        "/classifications",
+        {"time_spent": "TRUE", "period": plan.period, **plan.dates()},
+        {
+            "total_count": len(timed),
+            "time_spent": sum(ms for _day, ms in timed) / 1000,
+            "data": bucketed(timed, plan.period, session=True),
+        },
+    )
+    for name, listed, of in (
+        ("project_id", plan.projects, lambda r: r.project),
+        ("workflow_id", plan.workflows, lambda r: r.workflow),
+    ):
+        params = {name: plan.ids(listed), "period": plan.period, **plan.dates()}
+        chosen = [r for r in in_range if of(r) in listed]
+        await expect(
+            "/classifications",
+            {**params, "breakdown": "True", "time_spent": "true"},
+            {
+                "total_count": len(chosen),
+                "time_spent": sum(r.ms for r in chosen) / 1000,
+                "data": bucketed([(r.day, r.ms) for r in chosen], plan.period, session=True),
+                "breakdown": [
+                    {
+                        name: value,
+                        "total_count": sum(1 for r in chosen if of(r) == value),
+                        "time_spent": sum(r.ms for r in chosen if of(r) == value) / 1000,
+                        "data": bucketed(
+                            [(r.day, r.ms) for r in chosen if of(r) == value],
+                            plan.period,
+                            session=True,
+                        ),
+                    }
+                    for value in dict.fromkeys(listed)
+                ],
+            },
+        )
+
     # GET /comments
     users = set(plan.comment_users)
     comments_in_range = [c for c in comments if plan.in_range(c.day)]
@@ -888,6 +929,28 @@ async def check_queries(
         {"user_id": plan.ids(plan.comment_users), "period": plan.period, **plan.dates()},
         count_body([c.day for c in comments_in_range if c.user in users], plan.period),
     )
+    for name, listed, of_comment in (
+        ("project_id", plan.projects, lambda c: c.project),
+        ("user_id", plan.comment_users, lambda c: c.user),
+    ):
+        chosen_comments = [c for c in comments_in_range if of_comment(c) in listed]
+        await expect(
+            "/comments",
+            {name: plan.ids(listed), "breakdown": "true", "period": plan.period, **plan.dates()},
+            {
+                **count_body([c.day for c in chosen_comments], plan.period),
+                "breakdown": [
+                    {
+                        name: value,
+                        **count_body(
+                            [c.day for c in chosen_comments if of_comment(c) == value],
+                            plan.period,
+                        ),
+                    }
+                    for value in dict.fromkeys(listed)
+                ],
+            },
+        )
     await expect(
         "/comments",
         {"project_id": plan.ids(plan.projects), "user_id": plan.ids(plan.comment_users)},

@@ -11,8 +11,11 @@ COMMON = {"project_id", "workflow_id", "start_date", "end_date", "period"}
 SERVED: dict[str, tuple[str, set[str]]] = {
     "/": ("get", set()),
     "/kinesis": ("post", set()),
-    "/classifications": ("get", COMMON),
-    "/comments": ("get", {"project_id", "user_id", "start_date", "end_date", "period"}),
+    "/classifications": ("get", COMMON | {"breakdown", "time_spent"}),
+    "/comments": (
+        "get",
+        {"project_id", "user_id", "start_date", "end_date", "period", "breakdown"},
+    ),
     "/classifications/users/{user_id}": (
         "get",
         COMMON | {"time_spent", "project_contributions", "order_project_contributions_by"},

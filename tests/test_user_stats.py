@@ -379,16 +379,20 @@ class TestContributionOrder:
             order_project_contributions_by="recents",
             period="day",
         )
-        # Latest days: 1999 2023-03-20, 1972 2023-03-11, 1975 2022-01-03, 1974 2022-01-01.
+        # Latest: 1999 2023-03-20 09:00, 1972 2023-03-11 00:00, 1975 2022-01-03, 1974 2022-01-01.
         assert [item["project_id"] for item in body["project_contributions"]] == [
             1999,
             1972,
             1975,
             1974,
         ]
-        assert body["project_contributions"][0] == {"project_id": 1999, "count": 1}
+        assert body["project_contributions"][0] == {
+            "project_id": 1999,
+            "count": 1,
+            "last_contributed_at": "2023-03-20T09:00:00.000Z",
+        }
 
-    async def test_recents_by_week(self, client, recent_small_project):
+    async def test_recents_within_the_range(self, client, recent_small_project):
         body = await stats(
             client,
             project_contributions="true",
@@ -396,11 +400,14 @@ class TestContributionOrder:
             period="week",
             end_date="2022-12-31",
         )
-        # 1975 (2022-01-03) and 1974 (2022-01-01) are in different weeks (Mon 3rd vs Mon 27th Dec);
-        # 1972's latest in range is 2022-06-01.
-        assert [item["project_id"] for item in body["project_contributions"]] == [1972, 1975, 1974]
+        # 1972's latest in range is 2022-06-01 12:00; 1975 2022-01-03 08:00; 1974 2022-01-01.
+        assert body["project_contributions"] == [
+            {"project_id": 1972, "count": 3, "last_contributed_at": "2022-06-01T12:00:00.000Z"},
+            {"project_id": 1975, "count": 1, "last_contributed_at": "2022-01-03T08:00:00.000Z"},
+            {"project_id": 1974, "count": 3, "last_contributed_at": "2022-01-01T00:00:01.000Z"},
+        ]
 
-    async def test_recents_same_week_ties_go_to_the_larger_count(self, client):
+    async def test_recents_is_not_judged_by_the_period_bucket(self, client):
         await post_events(
             client,
             [
@@ -409,25 +416,18 @@ class TestContributionOrder:
                 Spec(62, 2001, 50, datetime(2024, 5, 7, 9), 1.0).event(),
             ],
         )
-        body = await stats(
-            client,
-            project_contributions="true",
-            order_project_contributions_by="recents",
-            period="week",
-            start_date="2024-01-01",
-        )
-        assert body["project_contributions"] == [
-            {"project_id": 2001, "count": 2},
-            {"project_id": 2002, "count": 1},
-        ]
-        by_day = await stats(
-            client,
-            project_contributions="true",
-            order_project_contributions_by="recents",
-            period="day",
-            start_date="2024-01-01",
-        )
-        assert [item["project_id"] for item in by_day["project_contributions"]] == [2002, 2001]
+        for period in ("week", "year", "day"):
+            body = await stats(
+                client,
+                project_contributions="true",
+                order_project_contributions_by="recents",
+                period=period,
+                start_date="2024-01-01",
+            )
+            assert body["project_contributions"] == [
+                {"project_id": 2002, "count": 1, "last_contributed_at": "2024-05-12T09:00:00.000Z"},
+                {"project_id": 2001, "count": 2, "last_contributed_at": "2024-05-07T09:00:00.000Z"},
+            ]
 
 
 class TestPanoptesFallback:

@@ -4,8 +4,11 @@ request.
 The read routes take their query parameters from the request themselves instead of through
 FastAPI's dependency injection: solving a route's parameters costs more than the route's SQL,
 and every parameter is a string validated by ``eras.api.params`` anyway. OpenAPI still lists
-every parameter (``openapi_parameters``), and a parameter the route does not take, or one given
-twice, is a 400 as it always was.
+every parameter (``openapi_parameters``).
+
+A parameter a route does not take is ignored, as the original ignores it: clients add
+cache-busters such as ``?_=1733000000``. A parameter the route takes given twice is a 400,
+since ``project_id=1&project_id=2`` would otherwise count only one of the projects.
 """
 
 from __future__ import annotations
@@ -28,8 +31,15 @@ class QueryParameter:
     description: str
 
 
-ID_LIST: Final = "One id or a comma-separated list; the counts of all listed ids are summed."
+ID_LIST: Final = (
+    "One id or a comma-separated list; the counts of all listed ids are summed "
+    "(and given for each id too, with `breakdown=true`)."
+)
 FLAG: Final = "`true` (any case) turns it on."
+BREAKDOWN: Final = QueryParameter(
+    "breakdown",
+    f"{FLAG} Adds `breakdown`: the answer for each listed id, in the order given.",
+)
 PROJECT_ID: Final = QueryParameter("project_id", ID_LIST)
 WORKFLOW_ID: Final = QueryParameter("workflow_id", ID_LIST)
 USER_ID: Final = QueryParameter("user_id", ID_LIST)
@@ -59,11 +69,6 @@ def openapi_parameters(parameters: Sequence[QueryParameter]) -> dict[str, Any]:
     }
 
 
-def _refuse(name: str, allowed: Sequence[str]) -> BadRequest:
-    expected = ", ".join(sorted(allowed)) or "none"
-    return BadRequest(f"Unknown parameter {name[:64]!r}; this route takes: {expected}")
-
-
 def _repeated(name: str) -> BadRequest:
     return BadRequest(
         f"Parameter {name!r} is given more than once; list several ids in one comma-separated value"
@@ -71,18 +76,14 @@ def _repeated(name: str) -> BadRequest:
 
 
 def query_values(request: Request, parameters: Sequence[QueryParameter]) -> dict[str, str]:
-    """The query parameters given, each at most once, all of them among ``parameters``.
-
-    ``project_id=1&project_id=2`` would otherwise count only one of the projects, and a
-    misspelt ``start_dat`` would answer all-time totals as if they were the asked range.
-    """
+    """The values of ``parameters`` given, each at most once; other parameters are ignored."""
     values: dict[str, str] = {}
     if not request.scope.get("query_string"):
         return values
     allowed = [parameter.name for parameter in parameters]
     for name, value in request.query_params.multi_items():
         if name not in allowed:
-            raise _refuse(name, allowed)
+            continue
         if name in values:
             raise _repeated(name)
         values[name] = value
@@ -99,16 +100,17 @@ def count_parameters(values: dict[str, str]) -> RawCountParams:
     )
 
 
-async def reject_unexpected_parameters(request: Request) -> None:
-    """For routes whose parameters FastAPI declares: a repeated or unknown one is a 400."""
+async def reject_repeated_parameters(request: Request) -> None:
+    """For routes whose parameters FastAPI declares: one of them given twice is a 400 (FastAPI
+    would take the last); parameters the route does not declare are ignored."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not isinstance(route, APIRoute) or not request.scope.get("query_string"):
         return
-    allowed = sorted(_query_parameters(route.dependant))
+    allowed = _query_parameters(route.dependant)
     seen: set[str] = set()
     for name, _value in request.query_params.multi_items():
         if name not in allowed:
-            raise _refuse(name, allowed)
+            continue
         if name in seen:
             raise _repeated(name)
         seen.add(name)

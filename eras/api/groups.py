@@ -17,7 +17,7 @@ from eras.api.common import (
     query_values,
 )
 from eras.api.params import format_period, parse_group_stats_params
-from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse, seconds
+from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, read_response, seconds
 from eras.api.users import bearer_scheme
 from eras.domain.query import GroupStatsParams
 from eras.domain.stats import Contribution, GroupAggregate, MemberStats
@@ -142,10 +142,10 @@ async def get_group_stats(request: Request, group_id: GroupId) -> Any:
         individual_stats_breakdown=values.get("individual_stats_breakdown"),
     )
     state = request.app.state
-    await state.group_access.check(
+    needed_token = await state.group_access.check(
         group_id,
         request.headers.get("authorization"),
         breakdown=params.individual_stats_breakdown,
     )
     body = await run_in_threadpool(_read_group_stats, state.database, group_id, params)
-    return FastJSONResponse(body)
+    return read_response(request, body, private=needed_token)

@@ -14,7 +14,7 @@ from fastapi.security.http import HTTPBase
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import reject_unexpected_parameters
+from eras.api.common import reject_repeated_parameters
 from eras.api.dependencies import DatabaseDep, SettingsDep
 from eras.api.responses import ErrorBody, FastJSONResponse
 from eras.config import Settings
@@ -23,7 +23,7 @@ from eras.domain.records import InvalidEvent
 from eras.errors import BadRequest, Forbidden, PayloadTooLarge
 from eras.services.ingest import ingest_events
 
-router = APIRouter(tags=["ingest"], dependencies=[Depends(reject_unexpected_parameters)])
+router = APIRouter(tags=["ingest"], dependencies=[Depends(reject_repeated_parameters)])
 
 
 class _DocumentedBasicAuth(HTTPBase):

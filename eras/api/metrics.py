@@ -8,13 +8,13 @@ import secrets
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from eras.api.common import reject_unexpected_parameters
+from eras.api.common import reject_repeated_parameters
 from eras.api.dependencies import SettingsDep
 from eras.api.observability import Metrics
 from eras.auth.tokens import bearer_token
 from eras.errors import Unauthenticated
 
-router = APIRouter(dependencies=[Depends(reject_unexpected_parameters)])
+router = APIRouter(dependencies=[Depends(reject_repeated_parameters)])
 
 
 def _digest(text: str) -> bytes:

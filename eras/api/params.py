@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Final
 
 from eras.domain.query import (
@@ -69,7 +69,8 @@ def parse_period(value: str | None) -> Period | None:
 
 
 def parse_ids(value: str | None, name: str) -> tuple[int, ...]:
-    """``"1,2,3"`` to ``(1, 2, 3)``; the counts of all listed ids are summed by the caller."""
+    """``"1,2,3"`` to ``(1, 2, 3)``, in the order given, repeats dropped; the counts of all
+    listed ids are summed by the caller (and broken down in this order, when asked)."""
     text = present(value)
     if text is None:
         return ()
@@ -85,7 +86,7 @@ def parse_ids(value: str | None, name: str) -> tuple[int, ...]:
         ids.append(int(piece))
     if not ids:
         raise BadRequest(f"Invalid {name}: expected numeric ids separated by commas")
-    distinct = tuple(sorted(set(ids)))
+    distinct = tuple(dict.fromkeys(ids))
     if len(distinct) > MAX_IDS_PER_LIST:
         raise BadRequest(f"Too many ids in {name}: at most {MAX_IDS_PER_LIST} are allowed")
     return distinct
@@ -135,6 +136,11 @@ class RawCountParams:
 def format_period(bucket_start: date) -> str:
     """The original's timestamp form for a bucket: ``2023-09-18T00:00:00.000Z``."""
     return f"{bucket_start.isoformat()}T00:00:00.000Z"
+
+
+def format_instant(moment: datetime) -> str:
+    """A naive UTC time in the same form, to the millisecond: ``2024-11-28T10:11:12.345Z``."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 # --- personal stats ------------------------------------------------------------------------

@@ -8,17 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from eras.api.common import reject_unexpected_parameters
+from eras.api.common import reject_repeated_parameters
 from eras.api.dependencies import AuthenticatorDep, DatabaseDep
 from eras.api.params import parse_date
-from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, FastJSONResponse
+from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, read_response
 from eras.api.users import bearer_scheme
 from eras.auth.policy import authorize_admin
 from eras.domain.report import EARLIEST_UNTIL, InvalidThreshold, thresholds_from
 from eras.errors import BadRequest
 from eras.services.report import report_body, spurious_report, today
 
-router = APIRouter(tags=["reports"], dependencies=[Depends(reject_unexpected_parameters)])
+router = APIRouter(tags=["reports"], dependencies=[Depends(reject_repeated_parameters)])
 
 UNTIL_TOO_EARLY: Final = f"until must be {EARLIEST_UNTIL.isoformat()} or later"
 
@@ -106,4 +106,4 @@ async def get_spurious_report(
     except InvalidThreshold as error:
         raise BadRequest(str(error)) from None
     report = await run_in_threadpool(spurious_report, database, day, thresholds)
-    return FastJSONResponse(report_body(report))
+    return read_response(request, report_body(report), private=True)

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from eras.api.common import query_values
-from eras.api.responses import ErrorBody, FastJSONResponse
+from eras.api.responses import NOT_MODIFIED, read_response
 
 router = APIRouter(tags=["status"])
 
@@ -21,8 +20,7 @@ class StatusResponse(BaseModel):
     "/",
     response_model=StatusResponse,
     summary="Service status",
-    responses={400: {"model": ErrorBody, "description": "A query parameter was given"}},
+    responses=NOT_MODIFIED,
 )
 async def get_status(request: Request) -> Any:
-    query_values(request, ())  # takes none
-    return FastJSONResponse({"revision": request.app.state.revision})
+    return read_response(request, {"revision": request.app.state.revision})

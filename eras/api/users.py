@@ -17,10 +17,10 @@ from eras.api.common import (
     openapi_parameters,
     query_values,
 )
-from eras.api.params import format_period, parse_user_stats_params
-from eras.api.responses import AUTH_ERROR_RESPONSES, FastJSONResponse, seconds
+from eras.api.params import format_instant, format_period, parse_user_stats_params
+from eras.api.responses import AUTH_ERROR_RESPONSES, read_response, seconds
 from eras.auth.policy import authorize_user_stats
-from eras.domain.query import UserStatsParams
+from eras.domain.query import ContributionOrder, UserStatsParams
 from eras.domain.stats import UserStats
 from eras.services.stats import volunteer_stats
 
@@ -35,6 +35,7 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The volunteer's Pa
 class ProjectCount(BaseModel):
     project_id: int
     count: int
+    last_contributed_at: str | None = None
 
 
 class UserPeriodCount(BaseModel):
@@ -57,8 +58,10 @@ def user_stats_body(stats: UserStats, params: UserStatsParams) -> dict[str, Any]
     if params.time_spent:
         body["time_spent"] = seconds(totals.session_ms)
     if stats.project_contributions is not None:
+        recents = params.order_by is ContributionOrder.RECENTS
         body["project_contributions"] = [
             {"project_id": item.project_id, "count": item.count}
+            | ({"last_contributed_at": format_instant(item.last_at)} if recents else {})
             for item in stats.project_contributions
         ]
     if totals.buckets is not None:
@@ -78,7 +81,8 @@ USER_PARAMETERS: Final = (
     QueryParameter("project_contributions", FLAG),
     QueryParameter(
         "order_project_contributions_by",
-        "`count` (default, largest first) or `recents`; case-insensitive.",
+        "`count` (default, largest first) or `recents` (the latest classification in the "
+        "range first, each entry with its `last_contributed_at`); case-insensitive.",
     ),
 )
 
@@ -107,4 +111,4 @@ async def get_user_stats(request: Request, user_id: UserId) -> Any:
         order_project_contributions_by=values.get("order_project_contributions_by"),
     )
     stats = await run_in_threadpool(volunteer_stats, state.database, user_id, params)
-    return FastJSONResponse(user_stats_body(stats, params))
+    return read_response(request, user_stats_body(stats, params), private=True)

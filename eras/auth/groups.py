@@ -74,12 +74,14 @@ class GroupAccess:
         self._directory = directory
         self._authenticator = authenticator
 
-    async def check(self, group_id: int, authorization: str | None, *, breakdown: bool) -> None:
+    async def check(self, group_id: int, authorization: str | None, *, breakdown: bool) -> bool:
+        """Raise unless the request may read the stats; return whether that took a token (the
+        answer is then private to its reader)."""
         group = await self._directory.group(group_id)
         audience = group_audience(group.stats_visibility, breakdown=breakdown)
         if audience is Audience.ANYONE:
             # Public: whatever the header holds (often "Bearer null") is not even looked at.
-            return
+            return False
         identity, token = await self._authenticator.require_with_token(authorization)
         roles: frozenset[str] = frozenset()
         if not identity.admin:
@@ -87,3 +89,4 @@ class GroupAccess:
                 user_id=identity.user_id, token=token, group_id=group_id
             )
         authorize_group_stats(audience, identity, roles)
+        return True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+
+from eras.domain.query import ContributionOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,27 @@ class ProjectContribution:
     project_id: int
     count: int
     session_ms: int
-    last_at: datetime  # the latest classification of the range
+    last_at: datetime  # the latest classification of the range, UTC, to the millisecond
+
+
+def to_millisecond(moment: datetime) -> datetime:
+    """``moment`` in naive UTC, to the millisecond: what the answers show of a time, so what
+    orders by it too."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def order_contributions(
+    contributions: list[ProjectContribution], order: ContributionOrder
+) -> list[ProjectContribution]:
+    """Largest count first; or, for ``recents``, the latest classification first. Ties go to
+    the larger count, then the lower id."""
+    ranked = sorted(contributions, key=lambda item: (-item.count, item.project_id))
+    if order is ContributionOrder.RECENTS:
+        # Stable, also in reverse: equal times keep the count order.
+        ranked.sort(key=lambda item: item.last_at, reverse=True)
+    return ranked
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +79,50 @@ class MemberStats:
     count: int
     session_ms: int
     projects: list[Contribution]
+
+
+@dataclass(frozen=True, slots=True)
+class IdTotals:
+    """One listed id's share of a broken-down answer."""
+
+    id: int
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenDown:
+    """An answer summed over the listed ids (``totals``) and given for each of them, in the
+    order they were listed."""
+
+    by: str  # the parameter the ids came in: project_id, workflow_id or user_id
+    totals: Totals
+    entries: tuple[IdTotals, ...]
+
+
+def no_totals(bucketed: bool) -> Totals:
+    return Totals(count=0, session_ms=0, buckets=() if bucketed else None)
+
+
+def summed_totals(parts: list[Totals], bucketed: bool) -> Totals:
+    """What ``parts`` add up to, bucket by bucket."""
+    if not bucketed:
+        return Totals(
+            count=sum(part.count for part in parts),
+            session_ms=sum(part.session_ms for part in parts),
+            buckets=None,
+        )
+    by_start: dict[date, list[int]] = {}
+    for part in parts:
+        for bucket in part.buckets or ():
+            sums = by_start.setdefault(bucket.start, [0, 0])
+            sums[0] += bucket.count
+            sums[1] += bucket.session_ms
+    buckets = tuple(
+        Bucket(start=start, count=sums[0], session_ms=sums[1])
+        for start, sums in sorted(by_start.items())
+    )
+    return Totals(
+        count=sum(bucket.count for bucket in buckets),
+        session_ms=sum(bucket.session_ms for bucket in buckets),
+        buckets=buckets,
+    )

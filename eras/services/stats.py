@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from eras.domain.query import CountParams, GroupStatsParams, UserStatsParams
-from eras.domain.stats import GroupAggregate, MemberStats, Totals, UserStats
+from eras.domain.stats import BrokenDown, GroupAggregate, MemberStats, Totals, UserStats
 from eras.store.database import Database
-from eras.store.queries.counts import classification_totals, comment_totals
+from eras.store.queries.counts import (
+    classification_breakdown,
+    classification_totals,
+    comment_breakdown,
+    comment_totals,
+)
 from eras.store.queries.groups import group_aggregate, member_breakdown
 from eras.store.queries.users import user_stats
 
@@ -13,6 +18,18 @@ from eras.store.queries.users import user_stats
 def classification_counts(database: Database, params: CountParams) -> Totals:
     with database.read() as connection:
         return classification_totals(connection, database.backend, params)
+
+
+def classification_counts_by_id(database: Database, params: CountParams) -> BrokenDown:
+    with database.read() as connection:
+        return classification_breakdown(connection, database.backend, params)
+
+
+def comment_counts_by_id(
+    database: Database, params: CountParams, user_ids: tuple[int, ...]
+) -> BrokenDown:
+    with database.read() as connection:
+        return comment_breakdown(connection, database.backend, params, user_ids=user_ids)
 
 
 def comment_counts(database: Database, params: CountParams, user_ids: tuple[int, ...]) -> Totals:

@@ -23,7 +23,14 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 
 from eras.domain.query import CountParams, DateRange, Period
 from eras.domain.rollups import FAMILY, Family, Source
-from eras.domain.stats import Bucket, Totals
+from eras.domain.stats import (
+    BrokenDown,
+    Bucket,
+    IdTotals,
+    Totals,
+    no_totals,
+    summed_totals,
+)
 from eras.store.backend import Backend
 from eras.store.levels import Part, choose
 from eras.store.schema import ROLLUP_TABLES
@@ -125,6 +132,14 @@ def _build(reading: Reading, backend: Backend) -> Select[Any]:
     )
     if reading.times:
         measures.append(func.max(parts.c.last_at).label("last_at"))
+    if reading.by and reading.period is not None:
+        grouping = [parts.c[name] for name in reading.by]
+        bucket = backend.bucket(reading.period, parts.c.period_day).label("period")
+        return (
+            select(*grouping, bucket, *measures)
+            .group_by(*grouping, bucket)
+            .order_by(*grouping, bucket)
+        )
     if reading.by:
         grouping = [parts.c[name] for name in reading.by]
         # Largest count first within the first dimensions; ties go to the lower id.
@@ -235,6 +250,40 @@ def totals(
     )
 
 
+def broken_down(
+    connection: Connection,
+    backend: Backend,
+    *,
+    family: Family,
+    filters: Mapping[str, Sequence[int]],
+    dates: DateRange,
+    period: Period | None,
+    by: str,
+) -> dict[int, Totals]:
+    """:func:`totals` for each value of ``by`` that has any, from one statement."""
+    rows = read(
+        connection, backend, family=family, filters=filters, dates=dates, period=period, by=(by,)
+    )
+    if period is None:
+        return {
+            row[0]: Totals(count=row.total, session_ms=row.session_ms or 0, buckets=None)
+            for row in rows
+        }
+    buckets: dict[int, list[Bucket]] = {}
+    for row in rows:
+        buckets.setdefault(row[0], []).append(
+            Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
+        )
+    return {
+        key: Totals(
+            count=sum(bucket.count for bucket in found),
+            session_ms=sum(bucket.session_ms for bucket in found),
+            buckets=tuple(found),
+        )
+        for key, found in buckets.items()
+    }
+
+
 def _as_date(value: date | str) -> date:
     # SQLite gives a union's DATE column back as the stored text.
     return value if isinstance(value, date) else date.fromisoformat(value)
@@ -320,3 +369,55 @@ def comment_totals(
         dates=params.dates,
         period=params.period,
     )
+
+
+def _breakdown(
+    connection: Connection,
+    backend: Backend,
+    *,
+    family: Family,
+    filters: dict[str, tuple[int, ...]],
+    params: CountParams,
+    by: str,
+) -> BrokenDown:
+    ids = filters[by]
+    found = broken_down(
+        connection,
+        backend,
+        family=family,
+        filters=filters,
+        dates=params.dates,
+        period=params.period,
+        by=by,
+    )
+    bucketed = params.period is not None
+    entries = tuple(IdTotals(id, found.get(id, no_totals(bucketed))) for id in ids)
+    return BrokenDown(
+        by=by,
+        totals=summed_totals([entry.totals for entry in entries], bucketed),
+        entries=entries,
+    )
+
+
+def classification_breakdown(
+    connection: Connection, backend: Backend, params: CountParams
+) -> BrokenDown:
+    """The classifications of each listed workflow or project, and their sum."""
+    family, filters = CLASSIFICATIONS.scoped(params)
+    by = "workflow_id" if params.workflow_ids else "project_id"
+    return _breakdown(connection, backend, family=family, filters=filters, params=params, by=by)
+
+
+def comment_breakdown(
+    connection: Connection, backend: Backend, params: CountParams, *, user_ids: tuple[int, ...]
+) -> BrokenDown:
+    """The comments of each listed project, or of each listed user, and their sum."""
+    if user_ids:
+        family, filters, by = FAMILY["comment_user"], {"user_id": user_ids}, "user_id"
+    else:
+        family, filters, by = (
+            FAMILY["comment_project"],
+            {"project_id": params.project_ids},
+            "project_id",
+        )
+    return _breakdown(connection, backend, family=family, filters=filters, params=params, by=by)

@@ -6,9 +6,15 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from eras.domain.query import ContributionOrder, DateRange, Period, UserStatsParams, bucket_start
+from eras.domain.query import DateRange, UserStatsParams
 from eras.domain.rollups import FAMILY
-from eras.domain.stats import ProjectContribution, Totals, UserStats
+from eras.domain.stats import (
+    ProjectContribution,
+    Totals,
+    UserStats,
+    order_contributions,
+    to_millisecond,
+)
 from eras.store.backend import Backend
 from eras.store.queries.counts import USER_CLASSIFICATIONS, family_totals, groups
 
@@ -30,7 +36,7 @@ def project_contributions(
             project_id=group.id,
             count=group.count,
             session_ms=group.session_ms,
-            last_at=_latest(group.last_at),
+            last_at=to_millisecond(_latest(group.last_at)),
         )
         for group in groups(
             connection,
@@ -50,27 +56,6 @@ def _latest(value: datetime | None) -> datetime:
     return value
 
 
-def order_contributions(
-    contributions: list[ProjectContribution], order: ContributionOrder, period: Period | None
-) -> list[ProjectContribution]:
-    """Largest count first; or, for ``recents``, the project with the latest bucket first.
-
-    Recency is judged by bucket, as the original does: with ``period=year`` (also the default)
-    all projects of the latest year tie, and ties go to the larger count, then the lower id.
-    """
-    if order is ContributionOrder.COUNT:
-        return sorted(contributions, key=lambda item: (-item.count, item.project_id))
-    granularity = period or Period.YEAR
-    return sorted(
-        contributions,
-        key=lambda item: (
-            -bucket_start(item.last_at.date(), granularity).toordinal(),
-            -item.count,
-            item.project_id,
-        ),
-    )
-
-
 def user_stats(
     connection: Connection, backend: Backend, *, user_id: int, params: UserStatsParams
 ) -> UserStats:
@@ -80,6 +65,5 @@ def user_stats(
         contributions = order_contributions(
             project_contributions(connection, backend, user_id=user_id, dates=params.counts.dates),
             params.order_by,
-            params.counts.period,
         )
     return UserStats(totals=totals, project_contributions=contributions)
