@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def close() -> None:
         await panoptes.aclose()
-        database.dispose()
+        await database.aclose()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -41,3 +41,10 @@ class PayloadTooLarge(ErasError):
 
 class UpstreamUnavailable(ErasError):
     status_code = 503
+
+
+class DatabaseUnavailable(ErasError):
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__("Database unavailable, try again later")

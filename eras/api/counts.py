@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from eras.api.common import (
     BREAKDOWN,
@@ -77,9 +76,9 @@ async def get_classification_counts(request: Request) -> Any:
     if parse_flag(values.get("breakdown")):
         if not (params.project_ids or params.workflow_ids):
             raise BadRequest(CLASSIFICATION_BREAKDOWN_NEEDS_IDS)
-        answer = await run_in_threadpool(classification_counts_by_id, database, params)
+        answer = await classification_counts_by_id(database, params)
         return read_response(request, broken_down_body(answer, time_spent=time_spent))
-    totals = await run_in_threadpool(classification_counts, database, params)
+    totals = await classification_counts(database, params)
     return read_response(request, count_body(totals, time_spent=time_spent))
 
 
@@ -112,7 +111,7 @@ async def get_comment_counts(request: Request) -> Any:
             raise BadRequest(COMMENT_BREAKDOWN_BY_BOTH)
         if not (params.project_ids or user_ids):
             raise BadRequest(COMMENT_BREAKDOWN_NEEDS_IDS)
-        answer = await run_in_threadpool(comment_counts_by_id, database, params, user_ids)
+        answer = await comment_counts_by_id(database, params, user_ids)
         return read_response(request, broken_down_body(answer))
-    totals = await run_in_threadpool(comment_counts, database, params, user_ids)
+    totals = await comment_counts(database, params, user_ids)
     return read_response(request, count_body(totals))

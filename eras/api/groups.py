@@ -6,7 +6,6 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from eras.api.common import (
     COUNT_PARAMETERS,
@@ -108,10 +107,10 @@ def breakdown_body(members: list[MemberStats]) -> dict[str, Any]:
     }
 
 
-def _read_group_stats(database: Database, group_id: int, params: GroupStatsParams) -> Any:
+async def _read_group_stats(database: Database, group_id: int, params: GroupStatsParams) -> Any:
     if params.individual_stats_breakdown:
-        return breakdown_body(group_member_stats(database, group_id, params))
-    return aggregate_body(group_stats(database, group_id, params))
+        return breakdown_body(await group_member_stats(database, group_id, params))
+    return aggregate_body(await group_stats(database, group_id, params))
 
 
 GROUP_PARAMETERS: Final = (
@@ -147,5 +146,5 @@ async def get_group_stats(request: Request, group_id: GroupId) -> Any:
         request.headers.get("authorization"),
         breakdown=params.individual_stats_breakdown,
     )
-    body = await run_in_threadpool(_read_group_stats, state.database, group_id, params)
+    body = await _read_group_stats(state.database, group_id, params)
     return read_response(request, body, private=needed_token)

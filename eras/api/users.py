@@ -7,7 +7,6 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from eras.api.common import (
     COUNT_PARAMETERS,
@@ -110,5 +109,5 @@ async def get_user_stats(request: Request, user_id: UserId) -> Any:
         project_contributions=values.get("project_contributions"),
         order_project_contributions_by=values.get("order_project_contributions_by"),
     )
-    stats = await run_in_threadpool(volunteer_stats, state.database, user_id, params)
+    stats = await volunteer_stats(state.database, user_id, params)
     return read_response(request, user_stats_body(stats, params), private=True)

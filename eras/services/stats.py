@@ -1,4 +1,4 @@
-"""The read side: each answer from one read transaction (one snapshot) of the rollups."""
+"""The read side: each answer from one snapshot of the rollups, read by the database's reader."""
 
 from __future__ import annotations
 
@@ -15,42 +15,41 @@ from eras.store.queries.groups import group_aggregate, member_breakdown
 from eras.store.queries.users import user_stats
 
 
-def classification_counts(database: Database, params: CountParams) -> Totals:
-    with database.read() as connection:
-        return classification_totals(connection, database.backend, params)
+async def classification_counts(database: Database, params: CountParams) -> Totals:
+    return await database.answer(classification_totals(database.backend, params))
 
 
-def classification_counts_by_id(database: Database, params: CountParams) -> BrokenDown:
-    with database.read() as connection:
-        return classification_breakdown(connection, database.backend, params)
+async def classification_counts_by_id(database: Database, params: CountParams) -> BrokenDown:
+    return await database.answer(classification_breakdown(database.backend, params))
 
 
-def comment_counts_by_id(
+async def comment_counts(
+    database: Database, params: CountParams, user_ids: tuple[int, ...]
+) -> Totals:
+    return await database.answer(comment_totals(database.backend, params, user_ids=user_ids))
+
+
+async def comment_counts_by_id(
     database: Database, params: CountParams, user_ids: tuple[int, ...]
 ) -> BrokenDown:
-    with database.read() as connection:
-        return comment_breakdown(connection, database.backend, params, user_ids=user_ids)
+    return await database.answer(comment_breakdown(database.backend, params, user_ids=user_ids))
 
 
-def comment_counts(database: Database, params: CountParams, user_ids: tuple[int, ...]) -> Totals:
-    with database.read() as connection:
-        return comment_totals(connection, database.backend, params, user_ids=user_ids)
+async def volunteer_stats(database: Database, user_id: int, params: UserStatsParams) -> UserStats:
+    return await database.answer(user_stats(database.backend, user_id=user_id, params=params))
 
 
-def volunteer_stats(database: Database, user_id: int, params: UserStatsParams) -> UserStats:
-    with database.read() as connection:
-        return user_stats(connection, database.backend, user_id=user_id, params=params)
+async def group_stats(
+    database: Database, group_id: int, params: GroupStatsParams
+) -> GroupAggregate:
+    return await database.answer(
+        group_aggregate(database.backend, group_id=group_id, params=params)
+    )
 
 
-def group_stats(database: Database, group_id: int, params: GroupStatsParams) -> GroupAggregate:
-    with database.read() as connection:
-        return group_aggregate(connection, database.backend, group_id=group_id, params=params)
-
-
-def group_member_stats(
+async def group_member_stats(
     database: Database, group_id: int, params: GroupStatsParams
 ) -> list[MemberStats]:
-    with database.read() as connection:
-        return member_breakdown(
-            connection, database.backend, group_id=group_id, dates=params.counts.dates
-        )
+    return await database.answer(
+        member_breakdown(database.backend, group_id=group_id, dates=params.counts.dates)
+    )

@@ -1,4 +1,5 @@
-"""The engine and the two transaction shapes the service uses: read and write."""
+"""The engine, the two transaction shapes the service uses (read and write), and the reader
+that answers the read routes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from eras.store.backend import Backend, backend_for
+from eras.store.reads import Plan
 
 T = TypeVar("T")
 
@@ -22,6 +24,11 @@ class Database:
         self.url = url
         self.backend: Backend = backend_for(url, sqlite_busy_timeout_ms=sqlite_busy_timeout_ms)
         self.engine = self.backend.create_engine(url, pool_size=pool_size)
+        self.reader = self.backend.create_reader(url, self.engine, pool_size=pool_size)
+
+    async def answer(self, plan: Plan[T]) -> T:
+        """Run the reads of ``plan`` in one snapshot and make its answer from their rows."""
+        return plan.answer(await self.reader.fetch(plan.reads))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -50,4 +57,8 @@ class Database:
         raise AssertionError("unreachable")
 
     def dispose(self) -> None:
+        self.engine.dispose()
+
+    async def aclose(self) -> None:
+        await self.reader.aclose()
         self.engine.dispose()

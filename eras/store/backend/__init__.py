@@ -10,16 +10,19 @@ place that picks a backend, from the URL.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import namedtuple
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, Table
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from eras.domain.query import Period
+from eras.store.reads import Reader, Shape
 
 
 class Backend(ABC):
@@ -86,6 +89,38 @@ class Backend(ABC):
     def session_ms_of(self, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
         """``round(seconds * 1000)`` exactly as :func:`eras.domain.rules.session_milliseconds`
         computes it (ties to even)."""
+
+    # --- the read path ---------------------------------------------------------------------
+
+    @abstractmethod
+    def create_reader(self, url: str, engine: Engine, *, pool_size: int) -> Reader:
+        """What runs the read routes' statements (see :mod:`eras.store.reads`)."""
+
+    @property
+    @abstractmethod
+    def read_dialect(self) -> Dialect:
+        """The dialect a read is compiled with, in the parameter style its reader binds."""
+
+    def compile_read(self, statement: Select[Any]) -> Shape:
+        """``statement`` compiled once, to be run with its values by the reader."""
+        compiled = statement.compile(dialect=self.read_dialect)
+        names = [str(column.key) for column in statement.selected_columns]
+        row = namedtuple("Row", names)  # type: ignore[misc]
+        defaults = {name: value for name, value in compiled.params.items() if value is not None}
+        return Shape(sql=str(compiled), defaults=defaults, make_row=row._make)
+
+    @abstractmethod
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        """``column`` is one of the ids bound as ``name``, with one SQL text for any number
+        of ids."""
+
+    @abstractmethod
+    def ids_value(self, ids: Sequence[int]) -> Any:
+        """``ids`` bound for :meth:`one_of`."""
+
+    @abstractmethod
+    def day_value(self, day: date) -> Any:
+        """A day bound for comparison with a rollup's day or month column."""
 
     # --- the write path --------------------------------------------------------------------
 

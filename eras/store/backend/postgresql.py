@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
+from datetime import date
 from typing import Any, Final
 
 import orjson
+import psycopg
 from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import set_json_dumps
 from sqlalchemy import (
     JSON,
@@ -26,6 +31,8 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
+    bindparam,
     cast,
     create_engine,
     event,
@@ -36,14 +43,19 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
 from eras.domain.query import Period
+from eras.errors import DatabaseUnavailable
 from eras.store import staging
 from eras.store.backend import Backend, driver_url
+from eras.store.reads import Read, Reader, Rows
 from eras.store.staging import State
+
+log = logging.getLogger(__name__)
 
 # SQLSTATEs worth retrying a whole write transaction for.
 _RETRYABLE_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization, deadlock
@@ -71,6 +83,8 @@ def _new_keys(stage: Table) -> Table:
 
 
 _metadata = MetaData()
+# Named parameters, %(name)s, as psycopg binds them from a dict.
+_READ_DIALECT: Final = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 _NEW_KEYS: Final = {stage.name: _new_keys(stage) for stage in staging.STAGED_ROWS}
 
 
@@ -99,6 +113,84 @@ def _binary_type(column_type: Any) -> str:
 
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+# Several reads of one answer see one snapshot; a read-only transaction takes no locks.
+_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+class PostgresReader(Reader):
+    """Reads on psycopg's async connections, at most ``size`` at once, opened as needed.
+
+    One read is one prepared statement in autocommit: a single round trip. Several reads are
+    pipelined with the BEGIN and COMMIT of their snapshot: still one round trip.
+
+    The connections are kept here rather than in psycopg_pool because a request must fail at
+    once when the database is down (503), where that pool retries in the background and has
+    the request wait for its timeout.
+    """
+
+    def __init__(self, conninfo: str, *, size: int) -> None:
+        self._conninfo = conninfo
+        self._size = size
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots: asyncio.Semaphore | None = None
+
+    async def fetch(self, reads: Sequence[Read]) -> list[Rows]:
+        if not reads:
+            return []
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._size)
+        async with self._slots:
+            try:
+                connection = self._idle.pop() if self._idle else await self._connect()
+            except psycopg.OperationalError as error:
+                log.error("database unavailable: %s", type(error).__name__)
+                raise DatabaseUnavailable from None
+            try:
+                rows = await self._run(connection, reads)
+            except psycopg.OperationalError as error:
+                await connection.close()
+                log.error("database unavailable: %s", type(error).__name__)
+                raise DatabaseUnavailable from None
+            finally:
+                self._release(connection)
+            return rows
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+
+    def _release(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        # Only a connection left idle and healthy is used again (not one a cancelled request
+        # left in the middle of a statement); the others are dropped, and closed by the driver.
+        if connection.closed or connection.info.transaction_status != TransactionStatus.IDLE:
+            if not connection.closed:
+                connection.pgconn.finish()
+            return
+        self._idle.append(connection)
+
+    @staticmethod
+    async def _run(connection: psycopg.AsyncConnection[Any], reads: Sequence[Read]) -> list[Rows]:
+        if len(reads) == 1:
+            read = reads[0]
+            cursor = await connection.execute(read.shape.sql, read.bound(), prepare=True)
+            return [read.shape.rows(await cursor.fetchall())]
+        async with connection.pipeline():
+            await connection.execute(_SNAPSHOT)
+            cursors = [
+                await connection.execute(read.shape.sql, read.bound(), prepare=True)
+                for read in reads
+            ]
+            await connection.execute("COMMIT")
+        return [
+            read.shape.rows(await cursor.fetchall())
+            for read, cursor in zip(reads, cursors, strict=True)
+        ]
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
 
 
 class PostgresBackend(Backend):
@@ -136,6 +228,25 @@ class PostgresBackend(Backend):
 
     def write_lock(self) -> nullcontext[None]:
         return nullcontext()  # writers are serialised by row locks, where they meet
+
+    # --- the read path ---------------------------------------------------------------------
+
+    def create_reader(self, url: str, engine: Engine, *, pool_size: int) -> Reader:
+        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresReader(conninfo, size=pool_size)
+
+    @property
+    def read_dialect(self) -> Dialect:
+        return _READ_DIALECT
+
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger)))
+
+    def ids_value(self, ids: Sequence[int]) -> Any:
+        return list(ids)
+
+    def day_value(self, day: date) -> Any:
+        return day
 
     def for_writing(self, connection: Connection) -> Connection:
         return connection

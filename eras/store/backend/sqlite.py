@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
+import anyio.to_thread
 from sqlalchemy import (
     JSON,
     Connection,
@@ -32,16 +35,66 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
 from eras.domain.query import Period
+from eras.errors import DatabaseUnavailable
 from eras.store import staging
 from eras.store.backend import Backend, driver_url
+from eras.store.reads import Read, Reader, Rows
 from eras.store.staging import State
 
+log = logging.getLogger(__name__)
+
 _WRITE_OPTION: Final = "eras_write"
+# Named parameters, :name, as the sqlite3 module binds them from a dict.
+_READ_DIALECT: Final = sqlite.pysqlite.dialect(paramstyle="named")
+
+
+class SQLiteReader(Reader):
+    """Reads on the engine's connections, in a worker thread: SQLite runs in the calling
+    thread, and a long read there must not stall the other requests of the event loop.
+    Several reads share one deferred transaction, so one snapshot (WAL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def fetch(self, reads: Sequence[Read]) -> list[Rows]:
+        if not reads:
+            return []
+        return await anyio.to_thread.run_sync(self._fetch, reads)
+
+    def _fetch(self, reads: Sequence[Read]) -> list[Rows]:
+        try:
+            pooled = self._engine.raw_connection()
+            try:
+                connection: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
+                return _fetch_all(connection, reads)
+            finally:
+                pooled.close()
+        except (sqlite3.OperationalError, OperationalError) as error:
+            log.error("database unavailable: %s", type(error).__name__)
+            raise DatabaseUnavailable from None
+
+    async def aclose(self) -> None:
+        pass  # the engine's pool holds the connections
+
+
+def _fetch_all(connection: sqlite3.Connection, reads: Sequence[Read]) -> list[Rows]:
+    if len(reads) == 1:
+        return [_rows(connection, reads[0])]
+    connection.execute("BEGIN")
+    try:
+        return [_rows(connection, read) for read in reads]
+    finally:
+        connection.execute("COMMIT")
+
+
+def _rows(connection: sqlite3.Connection, read: Read) -> Rows:
+    return read.shape.rows(connection.execute(read.shape.sql, read.bound()).fetchall())
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -119,6 +172,25 @@ class SQLiteBackend(Backend):
                 connection.exec_driver_sql("BEGIN")
 
         return engine
+
+    # --- the read path ---------------------------------------------------------------------
+
+    def create_reader(self, url: str, engine: Engine, *, pool_size: int) -> Reader:
+        return SQLiteReader(engine)
+
+    @property
+    def read_dialect(self) -> Dialect:
+        return _READ_DIALECT
+
+    def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        listed = func.json_each(bindparam(name)).table_valued("value")
+        return column.in_(select(listed.c.value).scalar_subquery())
+
+    def ids_value(self, ids: Sequence[int]) -> Any:
+        return json.dumps(list(ids))
+
+    def day_value(self, day: date) -> Any:
+        return day.isoformat()  # days are stored as 'YYYY-MM-DD' text
 
     def write_lock(self) -> threading.Lock:
         return self._lock

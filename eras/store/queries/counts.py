@@ -1,5 +1,5 @@
 """Counts over the rollups: one aggregate statement per answer, over the levels
-:mod:`eras.store.levels` chooses."""
+:mod:`eras.store.levels` chooses, as :class:`~eras.store.reads.Plan` s the reader runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Connection,
     Select,
     bindparam,
     cast,
@@ -33,6 +32,7 @@ from eras.domain.stats import (
 )
 from eras.store.backend import Backend
 from eras.store.levels import Part, choose
+from eras.store.reads import Plan, Read, Rows, Shape, single
 from eras.store.schema import ROLLUP_TABLES
 
 # A filter without its values: the dimension and whether it lists several ids.
@@ -58,19 +58,19 @@ def summed(column: ColumnElement[Any], name: str) -> Label[Any]:
 
 
 def _values(
-    filters: Mapping[str, Sequence[int]], parts: Sequence[Part]
+    filters: Mapping[str, Sequence[int]], parts: Sequence[Part], backend: Backend
 ) -> tuple[tuple[Filter, ...], dict[str, Any]]:
     shape: list[Filter] = []
     values: dict[str, Any] = {}
     for dimension, ids in filters.items():
         many = len(ids) != 1
         shape.append((dimension, many))
-        values[dimension] = list(ids) if many else ids[0]
+        values[dimension] = backend.ids_value(ids) if many else ids[0]
     for index, part in enumerate(parts):
         if part.start is not None:
-            values[f"start_{index}"] = part.start
+            values[f"start_{index}"] = backend.day_value(part.start)
         if part.end is not None:
-            values[f"end_{index}"] = part.end
+            values[f"end_{index}"] = backend.day_value(part.end)
     return tuple(shape), values
 
 
@@ -96,7 +96,7 @@ def _parts_source(reading: Reading, backend: Backend) -> Any:
         for dimension, many in reading.filters:
             column = table.c[dimension]
             if many:
-                conditions.append(column.in_(bindparam(dimension, expanding=True)))
+                conditions.append(backend.one_of(column, dimension))
             else:
                 conditions.append(column == bindparam(dimension))
         if has_start:
@@ -112,15 +112,15 @@ def _parts_source(reading: Reading, backend: Backend) -> Any:
 
 
 # Keyed by reading and backend: a few hundred statements at most.
-_STATEMENTS: dict[tuple[Reading, type[Backend]], Select[Any]] = {}
+_SHAPES: dict[tuple[Reading, type[Backend]], Shape] = {}
 
 
-def _statement(reading: Reading, backend: Backend) -> Select[Any]:
+def _shape(reading: Reading, backend: Backend) -> Shape:
     key = (reading, type(backend))
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS[key] = _build(reading, backend)
-    return statement
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES[key] = backend.compile_read(_build(reading, backend))
+    return shape
 
 
 def _build(reading: Reading, backend: Backend) -> Select[Any]:
@@ -165,7 +165,6 @@ class Group:
 
 
 def read(
-    connection: Connection,
     backend: Backend,
     *,
     family: Family,
@@ -174,10 +173,10 @@ def read(
     period: Period | None = None,
     by: tuple[str, ...] = (),
     times: bool = False,
-) -> Any:
-    """Execute the one statement of a reading and return its rows."""
+) -> Read:
+    """The one statement of a reading, with its values."""
     parts = choose(family, dates, period)
-    shape, values = _values(filters, parts)
+    shape, values = _values(filters, parts, backend)
     reading = Reading(
         family=family.name,
         filters=shape,
@@ -188,11 +187,10 @@ def read(
         period=period,
         times=times,
     )
-    return connection.execute(_statement(reading, backend), values)
+    return Read(_shape(reading, backend), values)
 
 
 def groups(
-    connection: Connection,
     backend: Backend,
     *,
     family: Family,
@@ -200,58 +198,63 @@ def groups(
     dates: DateRange,
     by: str,
     times: bool = False,
-) -> list[Group]:
+) -> Plan[list[Group]]:
     """Sums per value of ``by`` over the range (no buckets), largest count first."""
-    return [
-        Group(
-            id=row[0],
-            count=row.total,
-            session_ms=row.session_ms or 0,
-            last_at=_as_datetime(row.last_at) if times else None,
-        )
-        for row in read(
-            connection, backend, family=family, filters=filters, dates=dates, by=(by,), times=times
-        )
-    ]
+
+    def answer(rows: Rows) -> list[Group]:
+        return [
+            Group(
+                id=row[0],
+                count=row.total,
+                session_ms=row.session_ms or 0,
+                last_at=_as_datetime(row.last_at) if times else None,
+            )
+            for row in rows
+        ]
+
+    return single(
+        read(backend, family=family, filters=filters, dates=dates, by=(by,), times=times), answer
+    )
 
 
 def _as_datetime(value: datetime | str | None) -> datetime | None:
-    # SQLite's max() over a union returns the stored text, not a datetime.
+    # SQLite gives times back as the stored text.
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
 
 
 def totals(
-    connection: Connection,
     backend: Backend,
     *,
     family: Family,
     filters: Mapping[str, Sequence[int]],
     dates: DateRange,
     period: Period | None,
-) -> Totals:
+) -> Plan[Totals]:
     """Sum a family over the filters and dates, bucketed by ``period`` when one is given.
 
     Rows whose count reaches zero are deleted at ingest, so every bucket returned is non-empty.
     """
-    rows = read(connection, backend, family=family, filters=filters, dates=dates, period=period)
-    if period is None:
-        row = rows.one()
-        return Totals(count=row.total or 0, session_ms=row.session_ms or 0, buckets=None)
-    buckets = tuple(
-        Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
-        for row in rows
-    )
-    return Totals(
-        count=sum(item.count for item in buckets),
-        session_ms=sum(item.session_ms for item in buckets),
-        buckets=buckets,
-    )
+
+    def answer(rows: Rows) -> Totals:
+        if period is None:
+            row = rows[0]
+            return Totals(count=row.total or 0, session_ms=row.session_ms or 0, buckets=None)
+        buckets = tuple(
+            Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
+            for row in rows
+        )
+        return Totals(
+            count=sum(item.count for item in buckets),
+            session_ms=sum(item.session_ms for item in buckets),
+            buckets=buckets,
+        )
+
+    return single(read(backend, family=family, filters=filters, dates=dates, period=period), answer)
 
 
 def broken_down(
-    connection: Connection,
     backend: Backend,
     *,
     family: Family,
@@ -259,29 +262,33 @@ def broken_down(
     dates: DateRange,
     period: Period | None,
     by: str,
-) -> dict[int, Totals]:
+) -> Plan[dict[int, Totals]]:
     """:func:`totals` for each value of ``by`` that has any, from one statement."""
-    rows = read(
-        connection, backend, family=family, filters=filters, dates=dates, period=period, by=(by,)
-    )
-    if period is None:
+
+    def answer(rows: Rows) -> dict[int, Totals]:
+        if period is None:
+            return {
+                row[0]: Totals(count=row.total, session_ms=row.session_ms or 0, buckets=None)
+                for row in rows
+            }
+        buckets: dict[int, list[Bucket]] = {}
+        for row in rows:
+            buckets.setdefault(row[0], []).append(
+                Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
+            )
         return {
-            row[0]: Totals(count=row.total, session_ms=row.session_ms or 0, buckets=None)
-            for row in rows
+            key: Totals(
+                count=sum(bucket.count for bucket in found),
+                session_ms=sum(bucket.session_ms for bucket in found),
+                buckets=tuple(found),
+            )
+            for key, found in buckets.items()
         }
-    buckets: dict[int, list[Bucket]] = {}
-    for row in rows:
-        buckets.setdefault(row[0], []).append(
-            Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
-        )
-    return {
-        key: Totals(
-            count=sum(bucket.count for bucket in found),
-            session_ms=sum(bucket.session_ms for bucket in found),
-            buckets=tuple(found),
-        )
-        for key, found in buckets.items()
-    }
+
+    return single(
+        read(backend, family=family, filters=filters, dates=dates, period=period, by=(by,)),
+        answer,
+    )
 
 
 def _as_date(value: date | str) -> date:
@@ -320,15 +327,13 @@ GROUP_MEMBER_CLASSIFICATIONS = Scoped("group_user", "group_user_project", "group
 
 
 def family_totals(
-    connection: Connection,
     backend: Backend,
     scoped: Scoped,
     params: CountParams,
     fixed: Mapping[str, tuple[int, ...]] | None = None,
-) -> Totals:
+) -> Plan[Totals]:
     family, filters = scoped.scoped(params, fixed)
     return totals(
-        connection,
         backend,
         family=family,
         filters=filters,
@@ -337,18 +342,14 @@ def family_totals(
     )
 
 
-def classification_totals(connection: Connection, backend: Backend, params: CountParams) -> Totals:
+def classification_totals(backend: Backend, params: CountParams) -> Plan[Totals]:
     """All classifications, or those of the listed workflows or projects (summed)."""
-    return family_totals(connection, backend, CLASSIFICATIONS, params)
+    return family_totals(backend, CLASSIFICATIONS, params)
 
 
 def comment_totals(
-    connection: Connection,
-    backend: Backend,
-    params: CountParams,
-    *,
-    user_ids: tuple[int, ...],
-) -> Totals:
+    backend: Backend, params: CountParams, *, user_ids: tuple[int, ...]
+) -> Plan[Totals]:
     """Comments, optionally of the listed projects and/or users (summed)."""
     filters: dict[str, tuple[int, ...]] = {}
     if params.project_ids:
@@ -362,7 +363,6 @@ def comment_totals(
         ("project_id", "user_id"): "comment_project_user",
     }[tuple(filters)]
     return totals(
-        connection,
         backend,
         family=FAMILY[family],
         filters=filters,
@@ -372,45 +372,39 @@ def comment_totals(
 
 
 def _breakdown(
-    connection: Connection,
     backend: Backend,
     *,
     family: Family,
     filters: dict[str, tuple[int, ...]],
     params: CountParams,
     by: str,
-) -> BrokenDown:
+) -> Plan[BrokenDown]:
     ids = filters[by]
-    found = broken_down(
-        connection,
-        backend,
-        family=family,
-        filters=filters,
-        dates=params.dates,
-        period=params.period,
-        by=by,
-    )
     bucketed = params.period is not None
-    entries = tuple(IdTotals(id, found.get(id, no_totals(bucketed))) for id in ids)
-    return BrokenDown(
-        by=by,
-        totals=summed_totals([entry.totals for entry in entries], bucketed),
-        entries=entries,
-    )
+
+    def answer(found: dict[int, Totals]) -> BrokenDown:
+        entries = tuple(IdTotals(id, found.get(id, no_totals(bucketed))) for id in ids)
+        return BrokenDown(
+            by=by,
+            totals=summed_totals([entry.totals for entry in entries], bucketed),
+            entries=entries,
+        )
+
+    return broken_down(
+        backend, family=family, filters=filters, dates=params.dates, period=params.period, by=by
+    ).then(answer)
 
 
-def classification_breakdown(
-    connection: Connection, backend: Backend, params: CountParams
-) -> BrokenDown:
+def classification_breakdown(backend: Backend, params: CountParams) -> Plan[BrokenDown]:
     """The classifications of each listed workflow or project, and their sum."""
     family, filters = CLASSIFICATIONS.scoped(params)
     by = "workflow_id" if params.workflow_ids else "project_id"
-    return _breakdown(connection, backend, family=family, filters=filters, params=params, by=by)
+    return _breakdown(backend, family=family, filters=filters, params=params, by=by)
 
 
 def comment_breakdown(
-    connection: Connection, backend: Backend, params: CountParams, *, user_ids: tuple[int, ...]
-) -> BrokenDown:
+    backend: Backend, params: CountParams, *, user_ids: tuple[int, ...]
+) -> Plan[BrokenDown]:
     """The comments of each listed project, or of each listed user, and their sum."""
     if user_ids:
         family, filters, by = FAMILY["comment_user"], {"user_id": user_ids}, "user_id"
@@ -420,4 +414,4 @@ def comment_breakdown(
             {"project_id": params.project_ids},
             "project_id",
         )
-    return _breakdown(connection, backend, family=family, filters=filters, params=params, by=by)
+    return _breakdown(backend, family=family, filters=filters, params=params, by=by)

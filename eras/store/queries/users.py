@@ -4,50 +4,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from eras.domain.query import DateRange, UserStatsParams
 from eras.domain.rollups import FAMILY
 from eras.domain.stats import (
     ProjectContribution,
-    Totals,
     UserStats,
     order_contributions,
     to_millisecond,
 )
 from eras.store.backend import Backend
-from eras.store.queries.counts import USER_CLASSIFICATIONS, family_totals, groups
-
-
-def user_totals(
-    connection: Connection, backend: Backend, *, user_id: int, params: UserStatsParams
-) -> Totals:
-    return family_totals(
-        connection, backend, USER_CLASSIFICATIONS, params.counts, {"user_id": (user_id,)}
-    )
+from eras.store.queries.counts import USER_CLASSIFICATIONS, Group, family_totals, groups
+from eras.store.reads import Plan, combined, nothing
 
 
 def project_contributions(
-    connection: Connection, backend: Backend, *, user_id: int, dates: DateRange
-) -> list[ProjectContribution]:
+    backend: Backend, *, user_id: int, dates: DateRange
+) -> Plan[list[ProjectContribution]]:
     """Per project: classifications, session time and the latest classification, in the range."""
-    return [
-        ProjectContribution(
-            project_id=group.id,
-            count=group.count,
-            session_ms=group.session_ms,
-            last_at=to_millisecond(_latest(group.last_at)),
-        )
-        for group in groups(
-            connection,
-            backend,
-            family=FAMILY["classification_user_project"],
-            filters={"user_id": (user_id,)},
-            dates=dates,
-            by="project_id",
-            times=True,
-        )
-    ]
+
+    def answer(found: list[Group]) -> list[ProjectContribution]:
+        return [
+            ProjectContribution(
+                project_id=group.id,
+                count=group.count,
+                session_ms=group.session_ms,
+                last_at=to_millisecond(_latest(group.last_at)),
+            )
+            for group in found
+        ]
+
+    return groups(
+        backend,
+        family=FAMILY["classification_user_project"],
+        filters={"user_id": (user_id,)},
+        dates=dates,
+        by="project_id",
+        times=True,
+    ).then(answer)
 
 
 def _latest(value: datetime | None) -> datetime:
@@ -56,14 +49,13 @@ def _latest(value: datetime | None) -> datetime:
     return value
 
 
-def user_stats(
-    connection: Connection, backend: Backend, *, user_id: int, params: UserStatsParams
-) -> UserStats:
-    totals = user_totals(connection, backend, user_id=user_id, params=params)
-    contributions = None
+def user_stats(backend: Backend, *, user_id: int, params: UserStatsParams) -> Plan[UserStats]:
+    totals = family_totals(backend, USER_CLASSIFICATIONS, params.counts, {"user_id": (user_id,)})
+    contributions: Plan[list[ProjectContribution] | None] = nothing(None)
     if params.project_contributions:
-        contributions = order_contributions(
-            project_contributions(connection, backend, user_id=user_id, dates=params.counts.dates),
-            params.order_by,
-        )
-    return UserStats(totals=totals, project_contributions=contributions)
+        contributions = project_contributions(
+            backend, user_id=user_id, dates=params.counts.dates
+        ).then(lambda found: order_contributions(found, params.order_by))
+    return combined(totals, contributions).then(
+        lambda both: UserStats(totals=both[0], project_contributions=both[1])
+    )
