@@ -41,7 +41,14 @@ def test_every_contract_is_kept() -> None:
         ("eras/store/write.py", "import eras.api.kinesis", "Layers point down"),
         ("eras/domain/rules.py", "import eras.store.schema", "Layers point down"),
         ("eras/domain/events.py", "import sqlalchemy", "The domain is pure"),
-        ("eras/services/ingest.py", "import psycopg", "Only the PostgreSQL backend"),
+        ("eras/services/ingest.py", "import psycopg", "Only each backend speaks to its driver"),
+        ("eras/services/stats.py", "import sqlite3", "Only each backend speaks to its driver"),
+        # One backend speaking to the other's driver.
+        (
+            "eras/store/backend/sqlite.py",
+            "import psycopg",
+            "Only each backend speaks to its driver",
+        ),
     ],
 )
 def test_a_wrong_import_breaks_a_contract(
