@@ -56,6 +56,7 @@ from bench.bulk_load import Databases, run_ingest
 from bench.generate import LARGEST_PROJECT_WORKFLOWS, Generator, first_workflow_id
 from bench.generate import project_id as generated_project_id
 from bench.processes import children, status_mib
+from eras.domain.rollups import ROLLUPS
 from eras.store.backend import driver_url
 from tests.fake_panoptes import FakePanoptes
 
@@ -68,6 +69,7 @@ HIGH_CONCURRENCY = 32
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
 FLOOR = "GET / (floor)"
+RAW_TABLES = frozenset({"classification_events", "classification_user_groups", "comment_events"})
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -616,6 +618,38 @@ def measure_raw(database_url: str, kind: str, calls: list[Call], repeats: int) -
     return timings
 
 
+def rollup_storage(database_url: str, kind: str) -> dict[str, int]:
+    """Bytes on disk (tables and their indexes) of the raw tables and of each rollup level."""
+    tables = {rollup.name: rollup.level.value for rollup in ROLLUPS.values()}
+    sizes: dict[str, int] = {}
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as connection:
+            if kind == "sqlite":
+                # dbstat names each b-tree; an index's rows point back at its table.
+                rows = connection.execute(
+                    text(
+                        "SELECT coalesce(m.tbl_name, s.name), sum(s.pgsize) FROM dbstat s "
+                        "LEFT JOIN sqlite_schema m ON m.name = s.name GROUP BY 1"
+                    )
+                ).all()
+            else:
+                rows = connection.execute(
+                    text(
+                        "SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                    )
+                ).all()
+    finally:
+        engine.dispose()
+    for table, size in rows:
+        level = tables.get(table, "raw" if table in RAW_TABLES else None)
+        if level is not None:
+            sizes[level] = sizes.get(level, 0) + int(size)
+    return sizes
+
+
 # --- one size on one database --------------------------------------------------------------
 
 
@@ -676,6 +710,7 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
             reference = measure_queries(peer, shared, options.requests, options.seconds)
         with serve_peer("bench.reference:floor", options.workers, database_url) as floor_url:
             stack_floor = measure_floor(floor_url, options.requests, options.seconds)
+        storage = rollup_storage(database_url, kind)
         log(f"{kind}, {events:,} events: raw-table aggregation")
         raw = measure_raw(database_url, kind, calls, repeats=3 if events <= 5_000_000 else 1)
         return {
@@ -703,6 +738,7 @@ def bench_one(kind: str, events: int, options: Options, directory: Path) -> dict
             "stack_floor": stack_floor,
             "raw_ms": raw,
             "worker_peak_rss_mib": worker_rss,
+            "storage_bytes": storage,
             "classifications": loaded.classifications,
             "comments": loaded.comments,
         }
@@ -788,6 +824,45 @@ def render(results: dict[str, Any]) -> str:
                 _bulk_memory(bulk),
                 f"{ingest['events_per_second']:,.0f}",
                 f"{ingest['p99_batch_ms']:.0f} ms",
+            )
+        )
+    stored = [(size, kind) for size, kind in present if "storage_bytes" in runs[str(size)][kind]]
+    if stored:
+        lines += [
+            "",
+            "### Storage, bytes per event (tables and indexes)",
+            "",
+            _row(
+                "database",
+                "events",
+                "raw tables",
+                "daily rollups",
+                "monthly",
+                "totals",
+                "all rollups",
+                "all rollups against daily only",
+            ),
+            _row(*["---"] * 8),
+        ]
+    for size, kind in stored:
+        run = runs[str(size)][kind]
+        stored_bytes = run["storage_bytes"]
+        count = run["classifications"] + run["comments"]
+        per = {
+            level: stored_bytes.get(level, 0) / count
+            for level in ("raw", "daily", "monthly", "total")
+        }
+        rollups = per["daily"] + per["monthly"] + per["total"]
+        lines.append(
+            _row(
+                kind,
+                f"{size:,}",
+                f"{per['raw']:,.0f}",
+                f"{per['daily']:,.0f}",
+                f"{per['monthly']:,.0f}",
+                f"{per['total']:,.0f}",
+                f"{rollups:,.0f}",
+                f"{rollups / per['daily']:.2f}x" if per["daily"] else "",
             )
         )
     for size, kind in present:
