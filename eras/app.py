@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eras import __version__
-from eras.api import counts, groups, kinesis, reports, status, users
+from eras.api import counts, dashboard, groups, kinesis, reports, status, users
 from eras.api import metrics as metrics_api
 from eras.api.observability import Metrics, ObservabilityMiddleware
 from eras.api.responses import FastJSONResponse
@@ -186,4 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(reports.router)
     app.include_router(metrics_api.router)
+    if settings.dashboard:
+        app.include_router(dashboard.router)
     return app

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         description="The posted report links each project to this base followed by its id.",
     )
 
+    dashboard: bool = Field(
+        default=True, description="Serve the dashboard at /dashboard/ and its data routes."
+    )
+
     database_pool_size: int = Field(default=10, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=60_000, gt=0)
 

@@ -65,6 +65,7 @@ def expected_classification_rollups(
         add("classification_daily", (day,), ms)
         add("classification_project_daily", (project, day), ms)
         add("classification_workflow_daily", (workflow, day), ms)
+        add("classification_project_workflow_daily", (project, workflow, day), ms)
         if user is None:
             continue
         add("classification_user_daily", (user, day), ms)

@@ -523,7 +523,7 @@ class TestMigrationFromTheOriginal:
             assert "(eras-csv comment_events): inserted 11" in result.stdout
             verified = run_eras(target_url, "verify", "--no-progress")
             assert verified.returncode == 0, verified.stdout
-            assert "all 36 rollups match" in verified.stdout
+            assert "all 38 rollups match" in verified.stdout
 
             target = Database(target_url)
             try:

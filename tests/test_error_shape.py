@@ -50,7 +50,17 @@ def json_body_of_size(size: int) -> bytes:
 
 
 class TestErrorShape:
-    @pytest.mark.parametrize("path", ["/no-such-route", "/comments/extra", "/status"])
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/no-such-route",
+            "/comments/extra",
+            "/status",
+            "/dashboard/no-such-page",
+            "/dashboard/static/no-such-file.js",
+            "/dashboard/data/no-such-data",
+        ],
+    )
     async def test_unknown_route_is_404(self, client: httpx.AsyncClient, path: str) -> None:
         assert_error(await client.get(path), 404)
 
@@ -61,6 +71,8 @@ class TestErrorShape:
             ("DELETE", "/classifications"),
             ("PUT", "/comments"),
             ("GET", "/kinesis"),
+            ("POST", "/dashboard/"),
+            ("DELETE", "/dashboard/data/busiest_projects"),
         ],
     )
     async def test_wrong_method_is_405(
@@ -90,6 +102,24 @@ class TestErrorShape:
         answered = assert_error(await client.get(f"/classifications?{query}"), 400)
         if message is not None:
             assert answered == message
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/dashboard/data/busiest_projects?days=0",
+            "/dashboard/data/busiest_projects?limit=many",
+            "/dashboard/data/busiest_projects?days=1&days=2",
+            "/dashboard/data/project_workflows",
+            "/dashboard/data/project_workflows?project_id=1;2",
+        ],
+    )
+    async def test_invalid_dashboard_data_query_is_400(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        assert_error(await client.get(path), 400)
+
+    async def test_operator_data_without_a_token_is_401(self, client: httpx.AsyncClient) -> None:
+        assert_error(await client.get("/dashboard/data/operator"), 401)
 
     @pytest.mark.parametrize(
         "headers",

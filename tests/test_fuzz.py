@@ -2,10 +2,11 @@
 
 Schemathesis reads the app's OpenAPI description and generates valid and invalid requests for
 ``GET /``, ``POST /kinesis``, ``GET /classifications``, ``GET /comments``,
-``GET /classifications/users/{user_id}``, ``GET /classifications/user_groups/{group_id}`` and
-``GET /reports/spurious`` (its examples, coverage and fuzzing phases; one pytest item per route
-and database). Each app runs in process on its own database, seeded with a few classifications
-and comments, and talks to the fake Panoptes over loopback. Every answer must
+``GET /classifications/users/{user_id}``, ``GET /classifications/user_groups/{group_id}``,
+``GET /reports/spurious`` and the dashboard's pages and data routes (its examples, coverage
+and fuzzing phases; one pytest item per route and database). Each app runs in process on its
+own database, seeded with a few classifications and comments, and talks to the fake Panoptes
+over loopback. Every answer must
 
 - not be a server error (``not_a_server_error``),
 - carry a status the description declares for the route (``status_code_conformance``),
@@ -28,7 +29,8 @@ So that the fuzzer gets past the front doors:
 - ``/classifications/users/{user_id}`` gets, by ``user_id % 4``, the generated header, an
   admin's token, the user's own token or another user's token;
 - ``/reports/spurious`` gets, by the number of query parameters ``% 3``, an admin's token, a
-  volunteer's token or the generated header.
+  volunteer's token or the generated header; ``/dashboard/data/operator`` likewise, by the
+  length of the generated headers.
 
 Each item checks at the end that its route answered 2xx at least once; ``-s`` prints how many
 cases ran per route and status. (Schemathesis's ``from_fixture`` loader cannot run under pytest
@@ -131,6 +133,8 @@ PARAMETERS = {
     "query.project_min_difference": "numbers",
     "query.tier_one_rate": "numbers",
     "query.duty_of_care_seconds": "numbers",
+    "query.days": "counts",
+    "query.limit": "counts",
 }
 
 
@@ -333,6 +337,13 @@ def viewer_headers(case: Any, run: FuzzRun) -> dict[str, str] | None:
             return run.bearer(ADMIN, admin=True)
         if viewer in (2, 3, 4):
             return run.bearer([MEMBER, GROUP_ADMIN, OUTSIDER][viewer - 2])
+    if case.path == "/dashboard/data/operator":
+        # The generated headers decide: an admin, a volunteer, or the headers themselves.
+        viewer = len(str(case.headers or {})) % 3
+        if viewer == 0:
+            return run.bearer(ADMIN, admin=True)
+        if viewer == 1:
+            return run.bearer(OUTSIDER)
     if case.path == "/reports/spurious":
         viewer = len(case.query or {}) % 3
         if viewer == 0:

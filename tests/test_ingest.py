@@ -39,6 +39,7 @@ CLASSIFICATION_ROLLUPS = [
     "classification_daily",
     "classification_project_daily",
     "classification_workflow_daily",
+    "classification_project_workflow_daily",
     "classification_user_daily",
     "classification_user_project_daily",
     "classification_user_workflow_daily",
@@ -343,7 +344,7 @@ class TestUserGroups:
         assert await total(client) == 1
         assert await total(client, project_id="1") == 1
         assert stored.group_rows(database) == set()
-        for name in CLASSIFICATION_ROLLUPS[3:]:
+        for name in CLASSIFICATION_ROLLUPS[4:]:
             assert stored.rollup(database, name) == {}, name
 
     async def test_group_ids_given_as_digit_strings(self, client, database):

@@ -21,6 +21,7 @@ from tests.conftest import make_settings
 from tests.environment import child_environment
 
 TIMES = ("first_at", "last_at")
+ADDED_AFTER_0002 = {"classification_project_workflow_daily"}
 
 ERAS = Path(sys.executable).with_name("eras")
 
@@ -158,7 +159,9 @@ def test_downgrading_to_0001_keeps_rollup_rows(empty_database_url):
         assert _rollup_rows(database) == before
         if database.backend.name == "sqlite":
             clustered = _without_rowid(database)
-            assert not any(clustered[name] for name in ROLLUP_TABLES if name.endswith("_daily"))
+            assert not any(
+                clustered.get(name, False) for name in ROLLUP_TABLES if name.endswith("_daily")
+            )
     finally:
         database.dispose()
 
@@ -221,7 +224,8 @@ async def test_a_database_at_0002_is_upgraded_in_place_and_answers_as_before(
                 for raw in RAW_TABLES:
                     _copy_rows(current, previous, raw, [column.name for column in raw.columns])
                 for name, table in ROLLUP_TABLES.items():
-                    if name.endswith("_daily"):
+                    # Those added since (0004) are filled from the raw rows by their migration.
+                    if name.endswith("_daily") and name not in ADDED_AFTER_0002:
                         columns = [c.name for c in table.columns if c.name not in TIMES]
                         _copy_rows(current, previous, table, columns)
                 migrate(previous)

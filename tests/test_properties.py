@@ -624,6 +624,10 @@ RAW_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "classification_daily": ("classification_events", ()),
     "classification_project_daily": ("classification_events", ("project_id",)),
     "classification_workflow_daily": ("classification_events", ("workflow_id",)),
+    "classification_project_workflow_daily": (
+        "classification_events",
+        ("project_id", "workflow_id"),
+    ),
     "classification_user_daily": ("classification_events", ("user_id",)),
     "classification_user_project_daily": ("classification_events", ("user_id", "project_id")),
     "classification_user_workflow_daily": ("classification_events", ("user_id", "workflow_id")),

@@ -39,6 +39,14 @@ SERVED: dict[str, tuple[str, set[str]]] = {
             "tier_two_min",
         },
     ),
+    "/dashboard/": ("get", set()),
+    "/dashboard/project": ("get", set()),
+    "/dashboard/group": ("get", set()),
+    "/dashboard/volunteer": ("get", set()),
+    "/dashboard/operator": ("get", set()),
+    "/dashboard/data/busiest_projects": ("get", {"days", "limit"}),
+    "/dashboard/data/project_workflows": ("get", {"project_id", "days"}),
+    "/dashboard/data/operator": ("get", set()),
 }
 PATH_PARAMETERS = {
     "/classifications/users/{user_id}": {"user_id"},

@@ -86,10 +86,15 @@ def multiprocess_metrics_enabled() -> bool:
     return "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 
+# What ingest can do with an event, in IngestSummary's order.
+INGEST_OUTCOMES: Final = ("inserted", "duplicates", "updated", "ignored", "rejected")
+
+
 class Metrics:
     """Request latency per route, and what ingest did with each event."""
 
     def __init__(self) -> None:
+        self.started_at = datetime.now(UTC)
         self.registry = CollectorRegistry()
         self.request_seconds = Histogram(
             "eras_http_request_duration_seconds",
@@ -104,6 +109,24 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+
+    def ingest_totals(self) -> dict[str, int]:
+        """Events received by POST /kinesis since the service started, by outcome: of every
+        worker when the workers share their metrics, else of this process."""
+        if multiprocess_metrics_enabled():
+            registry = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry = self.registry
+        totals = dict.fromkeys(INGEST_OUTCOMES, 0)
+        for metric in registry.collect():
+            if metric.name != "eras_ingested_events":
+                continue
+            for sample in metric.samples:
+                outcome = sample.labels.get("outcome")
+                if sample.name.endswith("_total") and outcome in totals:
+                    totals[outcome] += int(sample.value)
+        return totals
 
     def count_ingest(self, summary: dict[str, int]) -> None:
         for outcome, count in summary.items():

@@ -1,5 +1,5 @@
 """The ``eras`` command: ``serve`` (the default), ``migrate``, ``rejected``, ``ingest``,
-``rebuild-rollups``, ``verify`` and ``report``."""
+``rebuild-rollups``, ``verify``, ``report`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,7 @@ import orjson
 from eras.cli import loading
 from eras.cli.report import add_report_commands
 from eras.config import Settings
+from eras.services.demo import DEMO_EVENTS, load_demo
 from eras.services.loading.inputs import Format
 from eras.services.loading.loader import DEFAULT_BATCH_SIZE, LoadOptions, default_rejects_path
 from eras.services.replay import rejected_events, replay_rejections
@@ -142,6 +145,28 @@ def _verify(arguments: argparse.Namespace) -> int:
         database.dispose()
 
 
+def _demo(arguments: argparse.Namespace) -> int:
+    settings = Settings()
+    database = Database(settings.database_url)
+    try:
+        if settings.auto_migrate:
+            migrate(database)
+        began = time.monotonic()
+        done = load_demo(
+            database, now=datetime.now(UTC).replace(tzinfo=None), events=arguments.events
+        )
+    finally:
+        database.dispose()
+    if done.summary is None:
+        print("eras demo: the database already holds events; nothing loaded")
+        return 0
+    print(
+        f"demo events from {done.start:%Y-%m-%d} to {done.end:%Y-%m-%d} (UTC): "
+        f"{loading.counts(done.summary)} in {time.monotonic() - began:.1f} s"
+    )
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -242,6 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_bulk_commands(commands)
     add_report_commands(commands)
+
+    demo = commands.add_parser(
+        "demo",
+        help="fill an empty database with a generated sample, for a first look at the dashboard",
+        description="Store a generated, Zooniverse-shaped sample of events of the last two "
+        "years, ending now, in one transaction. A database that already holds events is left "
+        "as it is, so running it again changes nothing.",
+    )
+    demo.add_argument(
+        "--events",
+        type=_positive_int,
+        default=DEMO_EVENTS,
+        metavar="N",
+        help=f"how many events (default {DEMO_EVENTS:,})",
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -103,6 +103,8 @@ FAMILIES: Final = (
     Family("classification", _C, ()),
     Family("classification_project", _C, ("project_id",)),
     Family("classification_workflow", _C, ("workflow_id",)),
+    # Which workflows a project has in the data, and their counts: the dashboard's project page.
+    Family("classification_project_workflow", _C, ("project_id", "workflow_id")),
     Family("classification_user", _C, ("user_id",)),
     Family("classification_user_project", _C, ("user_id", "project_id"), _ALL, timed=True),
     Family("classification_user_workflow", _C, ("user_id", "workflow_id")),

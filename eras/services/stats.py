@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from eras.domain.activity import BusiestProjects, ProjectWorkflows, RejectionSummary, recent_days
 from eras.domain.query import CountParams, GroupStatsParams, UserStatsParams
 from eras.domain.stats import BrokenDown, GroupAggregate, MemberStats, Totals, UserStats
 from eras.store.database import Database
+from eras.store.queries import activity
 from eras.store.queries.counts import (
     classification_breakdown,
     classification_totals,
@@ -53,3 +57,26 @@ async def group_member_stats(
     return await database.answer(
         member_breakdown(database.backend, group_id=group_id, dates=params.counts.dates)
     )
+
+
+async def busiest_projects(database: Database, *, days: int, limit: int) -> BusiestProjects:
+    """The projects with the most classifications over the last ``days`` UTC days, today's
+    included."""
+    dates = recent_days(datetime.now(UTC).date(), days)
+    return await database.answer(
+        activity.busiest_projects(database.backend, dates=dates, limit=limit)
+    )
+
+
+async def project_workflows(database: Database, project_id: int, *, days: int) -> ProjectWorkflows:
+    """The workflows found in the project's classifications, with their last ``days`` days."""
+    recent = recent_days(datetime.now(UTC).date(), days)
+    return await database.answer(
+        activity.project_workflows(
+            database.backend, project_id=project_id, recent=recent, days=days
+        )
+    )
+
+
+async def rejections(database: Database, *, latest: int) -> RejectionSummary:
+    return await database.answer(activity.rejection_summary(database.backend, latest=latest))
