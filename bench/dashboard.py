@@ -2,12 +2,14 @@
 
     .venv/bin/python -m bench.dashboard             # on a fresh demo database, in a temporary one
     .venv/bin/python -m bench.dashboard --runs 10
+    .venv/bin/python -m bench.dashboard --events 2000000   # a benchmark-sized set, six years to now
 
-Starts ``eras serve`` on a SQLite file filled by ``eras demo``, with a stand-in Panoptes (the
-test suite's fake, trusting a key made here) so the token pages can be shown too, and opens
-each page in Chromium (``/usr/bin/chromium``) through Playwright. A page's figure is the time
-from the start of navigation until the page has drawn its numbers (``data-ready-ms``, set by
-the page itself), the median of ``--runs`` loads with a warm cache. Then the dashboard's own
+Starts ``eras serve`` on a SQLite file filled by ``eras demo`` (or, with ``--events``, by
+``eras ingest`` of that many generated events of the six years up to now), with a stand-in
+Panoptes (the test suite's fake, trusting a key made here) so the token pages can be shown
+too, and opens each page in Chromium (``/usr/bin/chromium``) through Playwright. A page's
+figure is the time from the start of navigation until the page has drawn its numbers
+(``data-ready-ms``, set by the page itself), the median of ``--runs`` loads with a warm cache. Then the dashboard's own
 data routes are timed over HTTP, as the server's answer time seen by a client on the same host.
 """
 
@@ -22,13 +24,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import httpx
 from playwright.sync_api import sync_playwright
 
-from eras.services.sample import group_id, project_id, user_id
+from eras.services.demo import DEMO_EVENTS
+from eras.services.sample import Generator, group_id, project_id, user_id
 from tests import tokens
 from tests.environment import child_environment
 from tests.fake_panoptes import FakePanoptes
@@ -37,6 +41,7 @@ from tests.test_serve import free_port
 ERAS: Final = Path(sys.executable).with_name("eras")
 CHROMIUM: Final = "/usr/bin/chromium"
 ADMIN: Final = 1
+LARGE_SPAN: Final = timedelta(days=6 * 365)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class DemoServer:
 
 
 @contextmanager
-def demo_server(directory: Path) -> Iterator[DemoServer]:
+def demo_server(directory: Path, events: int = DEMO_EVENTS) -> Iterator[DemoServer]:
     """``eras serve`` on a demo database, with a stand-in Panoptes."""
     fake = FakePanoptes().start()
     busiest_group = group_id(1)
@@ -75,7 +80,19 @@ def demo_server(directory: Path) -> Iterator[DemoServer]:
         ERAS_PANOPTES_CLIENT_ID=fake.state.client_id,
         ERAS_PANOPTES_CLIENT_SECRET=fake.state.client_secret,
     )
-    subprocess.run([str(ERAS), "demo"], env=environment, check=True)
+    if events == DEMO_EVENTS:
+        subprocess.run([str(ERAS), "demo"], env=environment, check=True)
+    else:
+        # The same generator, written to a file and loaded the way history is loaded.
+        now = datetime.now(UTC).replace(tzinfo=None)
+        path = directory / "events.ndjson"
+        with path.open("wb") as output:
+            for line in Generator(events, 1, start=now - LARGE_SPAN, span=LARGE_SPAN).lines():
+                output.write(line + b"\n")
+        subprocess.run(
+            [str(ERAS), "ingest", "--no-progress", str(path)], env=environment, check=True
+        )
+        path.unlink()
     port = free_port()
     process = subprocess.Popen(
         [str(ERAS), "serve", "--port", str(port), "--log-level", "warning"], env=environment
@@ -141,8 +158,12 @@ def route_timings(server: DemoServer, runs: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--events", type=int, default=DEMO_EVENTS)
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory, demo_server(Path(directory)) as server:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        demo_server(Path(directory), arguments.events) as server,
+    ):
         print(f"page: median ms from navigation to numbers shown ({arguments.runs} warm loads)")
         for name, found in page_timings(server, arguments.runs).items():
             print(f"  {name:<10} {statistics.median(found):7.0f}   (min {min(found):.0f})")
