@@ -38,6 +38,8 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     DateTime,
+    Dialect,
+    Select,
     Table,
     and_,
     delete,
@@ -50,10 +52,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from eras.domain.records import Classification, Comment, GroupMembership
-from eras.domain.rollups import LOCK_ORDER, Source
+from eras.domain.rollups import LOCK_ORDER, Rollup, Source
 from eras.domain.rules import (
     first_membership_per_key,
     first_per_key,
@@ -344,45 +346,82 @@ def _drop_groups_of_duplicates(connection: Connection) -> None:
     )
 
 
+# Compiled once per backend, rollup and kind of batch: the statements hold no values (they
+# read the contributions table), and building and compiling some forty of them again for
+# every batch cost more than running them.
+_APPLY_SQL: dict[tuple[Backend, str, bool], tuple[str, ...]] = {}
+
+
+def _apply_statements(
+    backend: Backend, dialect: Dialect, rollup: Rollup, withdrawn: bool
+) -> tuple[str, ...]:
+    """The SQL that adds the contributions to ``rollup``, then (after a withdrawal) deletes the
+    rows they emptied."""
+    cached = _APPLY_SQL.get((backend, rollup.name, withdrawn))
+    if cached is not None:
+        return cached
+    table, deltas = ROLLUP_TABLES[rollup.name], _DELTAS[rollup.source]
+    period = period_of(backend, rollup, deltas.c.day)
+    times = rollup.with_times
+    sums = grouped(
+        rollup,
+        deltas,
+        period=period,
+        count=deltas.c.count,
+        session_ms=deltas.c.session_ms if rollup.with_session else None,
+        first_at=deltas.c.first_at if times else None,
+        last_at=deltas.c.last_at if times else None,
+    )
+    measures, key = rollup.measures, list(rollup.key)
+    nonzero = [func.sum(deltas.c[measure]) != 0 for measure in measures]
+    key_order: list[ColumnElement[Any]] = [deltas.c[name] for name in rollup.dimensions]
+    if period is not None:
+        key_order.append(period)
+    sums = sums.having(or_(*nonzero)).order_by(*key_order)
+    statement = backend.insert(table).from_select([*key, *measures, *rollup.times], sums)
+    updates = {measure: table.c[measure] + statement.excluded[measure] for measure in measures}
+    if times:
+        updates["first_at"] = backend.earliest(table.c.first_at, statement.excluded.first_at)
+        updates["last_at"] = backend.latest(table.c.last_at, statement.excluded.last_at)
+    statements: list[ClauseElement] = [
+        statement.on_conflict_do_update(index_elements=key, set_=updates)
+    ]
+    if withdrawn:
+        statements.append(delete(table).where(table.c.count <= 0, _emptied_key(rollup, period)))
+    compiled = tuple(
+        str(item.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for item in statements
+    )
+    _APPLY_SQL[(backend, rollup.name, withdrawn)] = compiled
+    return compiled
+
+
+def _emptied(rollup: Rollup, period: ColumnElement[Any] | None) -> Select[Any]:
+    """The keys of ``rollup`` that contributions took something away from."""
+    deltas = _DELTAS[rollup.source]
+    withdrawn: list[ColumnElement[Any]] = [deltas.c[name] for name in rollup.dimensions]
+    if period is not None:
+        withdrawn.append(period)
+    return select(*withdrawn).where(deltas.c.count < 0)
+
+
+def _emptied_key(rollup: Rollup, period: ColumnElement[Any] | None) -> ColumnElement[bool]:
+    table = ROLLUP_TABLES[rollup.name]
+    row_key = tuple_(*(table.c[name] for name in rollup.key))
+    return row_key.in_(_emptied(rollup, period))
+
+
 def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
     """Step 5: every rollup, at every level, of a source that changed adds its contributions,
     in lock order."""
     for rollup in LOCK_ORDER:
         if rollup.source not in changes.sources:
             continue
-        table, deltas = ROLLUP_TABLES[rollup.name], _DELTAS[rollup.source]
-        period = period_of(backend, rollup, deltas.c.day)
-        times = rollup.with_times
-        sums = grouped(
-            rollup,
-            deltas,
-            period=period,
-            count=deltas.c.count,
-            session_ms=deltas.c.session_ms if rollup.with_session else None,
-            first_at=deltas.c.first_at if times else None,
-            last_at=deltas.c.last_at if times else None,
-        )
-        measures, key = rollup.measures, list(rollup.key)
-        nonzero = [func.sum(deltas.c[measure]) != 0 for measure in measures]
-        key_order: list[ColumnElement[Any]] = [deltas.c[name] for name in rollup.dimensions]
-        if period is not None:
-            key_order.append(period)
-        sums = sums.having(or_(*nonzero)).order_by(*key_order)
-        statement = backend.insert(table).from_select([*key, *measures, *rollup.times], sums)
-        updates = {measure: table.c[measure] + statement.excluded[measure] for measure in measures}
-        if times:
-            updates["first_at"] = backend.earliest(table.c.first_at, statement.excluded.first_at)
-            updates["last_at"] = backend.latest(table.c.last_at, statement.excluded.last_at)
-        connection.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))
-        if changes.withdrawn:
-            withdrawn: list[ColumnElement[Any]] = [deltas.c[name] for name in rollup.dimensions]
-            if period is not None:
-                withdrawn.append(period)
-            emptied = select(*withdrawn).where(deltas.c.count < 0)
-            row_key = tuple_(*(table.c[name] for name in key))
-            connection.execute(delete(table).where(table.c.count <= 0, row_key.in_(emptied)))
-            if times:
-                refresh_times(connection, backend, rollup, emptied)
+        for sql in _apply_statements(backend, connection.dialect, rollup, changes.withdrawn):
+            connection.exec_driver_sql(sql)
+        if changes.withdrawn and rollup.with_times:
+            period = period_of(backend, rollup, _DELTAS[rollup.source].c.day)
+            refresh_times(connection, backend, rollup, _emptied(rollup, period))
 
 
 @dataclass(frozen=True, slots=True)
