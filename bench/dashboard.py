@@ -9,8 +9,9 @@ Starts ``eras serve`` on a SQLite file filled by ``eras demo`` (or, with ``--eve
 Panoptes (the test suite's fake, trusting a key made here) so the token pages can be shown
 too, and opens each page in Chromium (``/usr/bin/chromium``) through Playwright. A page's
 figure is the time from the start of navigation until the page has drawn its numbers
-(``data-ready-ms``, set by the page itself), the median of ``--runs`` loads with a warm cache. Then the dashboard's own
-data routes are timed over HTTP, as the server's answer time seen by a client on the same host.
+(``data-ready-ms``, set by the page itself), the median of ``--runs`` loads with a warm
+cache. Then the dashboard's own data routes are timed over HTTP, as the server's answer time
+seen by a client on the same host.
 """
 
 from __future__ import annotations
