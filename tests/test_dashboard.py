@@ -11,9 +11,6 @@ is missing these tests fail, they are never skipped.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,9 +32,8 @@ from tests.conftest import BACKENDS, POSTGRES_SERVER_URL
 from tests.environment import child_environment
 from tests.factories import INGEST_PASSWORD, INGEST_USER, basic_auth, classification, comment
 from tests.fake_panoptes import FakePanoptes
-from tests.test_serve import free_port
+from tests.test_serve import serving
 
-ERAS = Path(sys.executable).with_name("eras")
 CHROMIUM = "/usr/bin/chromium"
 ADMIN, MEMBER, VOLUNTEER = 900, 101, 100
 PUBLIC_GROUP, PRIVATE_GROUP = 501, 502
@@ -128,7 +124,6 @@ def live(
     directory = tmp_path_factory.mktemp(f"browser-{request.param}")
     databases = _database(request.param, directory)
     database_url = next(databases)
-    port = free_port()
     environment = child_environment(
         ERAS_DATABASE_URL=database_url,
         ERAS_KINESIS_USERNAME=INGEST_USER,
@@ -138,37 +133,14 @@ def live(
         ERAS_PANOPTES_CLIENT_ID=fake.state.client_id,
         ERAS_PANOPTES_CLIENT_SECRET=fake.state.client_secret,
     )
-    process = subprocess.Popen(
-        [str(ERAS), "serve", "--port", str(port), "--log-level", "warning"],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"eras serve exited early:\n{process.stdout.read() if process.stdout else ''}"
-                )
-            try:
-                if httpx.get(f"{url}/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("eras serve did not answer within 30 s")
-            time.sleep(0.1)
-        response = httpx.post(
-            f"{url}/kinesis", json={"payload": events()}, headers=basic_auth(), timeout=30
-        )
-        assert response.status_code == 200, response.text
-        yield Live(url, fake)
+        with serving(environment) as url:
+            response = httpx.post(
+                f"{url}/kinesis", json={"payload": events()}, headers=basic_auth(), timeout=30
+            )
+            assert response.status_code == 200, response.text
+            yield Live(url, fake)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
         fake.stop()
         next(databases, None)
 

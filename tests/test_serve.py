@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,17 +34,13 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(empty_database_url: str) -> Iterator[str]:
+@contextmanager
+def serving(environment: dict[str, str], *arguments: str) -> Iterator[str]:
+    """``eras serve`` on a free port with ``environment``, until it answers ``GET /``; its URL.
+    Fails the test with the server's output if it exits first."""
     port = free_port()
-    environment = child_environment(
-        ERAS_DATABASE_URL=empty_database_url,
-        ERAS_KINESIS_USERNAME=INGEST_USER,
-        ERAS_KINESIS_PASSWORD=INGEST_PASSWORD,
-        ERAS_REVISION="live-test",
-    )
     process = subprocess.Popen(
-        [str(ERAS), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        [str(ERAS), "serve", "--port", str(port), *arguments, "--log-level", "warning"],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -69,6 +66,18 @@ def server(empty_database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture
+def server(empty_database_url: str) -> Iterator[str]:
+    environment = child_environment(
+        ERAS_DATABASE_URL=empty_database_url,
+        ERAS_KINESIS_USERNAME=INGEST_USER,
+        ERAS_KINESIS_PASSWORD=INGEST_PASSWORD,
+        ERAS_REVISION="live-test",
+    )
+    with serving(environment, "--workers", "2") as base_url:
+        yield base_url
 
 
 def test_serve_migrates_ingests_and_answers(server: str) -> None:
