@@ -253,6 +253,57 @@ class TestSeedPageExamples:
         assert body == {"total_count": count, "time_spent": seconds}
 
 
+class TestLongRanges:
+    """A range holding whole months reads each project active only inside it from its all-time
+    total, and the others from their months and days: the answers are the same either way."""
+
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [
+            # 1974 began the day before, 1972's last classification is a second after.
+            (date(2021, 5, 6), date(2023, 3, 10)),
+            # 1974 straddles the start; 1972 ends at 23:59:59 of the end day, the next at 00:00.
+            (date(2022, 1, 1), date(2023, 3, 10)),
+            # Every project wholly inside: the first at 10:00 of the first day, the last at
+            # 00:00:00 of the last.
+            (date(2021, 5, 5), date(2023, 3, 11)),
+            # 1972 starts at 00:00:00 of the first day, its earlier one is a second before.
+            (date(2022, 3, 10), date(2023, 12, 31)),
+        ],
+    )
+    async def test_projects_match_the_events_in_range(self, client, start, end):
+        def inside(spec: Spec) -> bool:
+            return start <= spec.created.date() <= end
+
+        count, seconds = expected(inside)
+        chosen = [spec for spec in SPECS if spec.user == USER and inside(spec)]
+        projects = {spec.project for spec in chosen}
+        counts = {project: sum(s.project == project for s in chosen) for project in projects}
+        latest = {
+            project: max(s.created for s in chosen if s.project == project) for project in projects
+        }
+        body = await stats(
+            client,
+            project_contributions="true",
+            order_project_contributions_by="recents",
+            time_spent="true",
+            start_date=start.isoformat(),
+            end_date=end.isoformat(),
+        )
+        assert body == {
+            "total_count": count,
+            "time_spent": seconds,
+            "project_contributions": [
+                {
+                    "project_id": project,
+                    "count": counts[project],
+                    "last_contributed_at": latest[project].isoformat(timespec="milliseconds") + "Z",
+                }
+                for project in sorted(projects, key=lambda project: latest[project], reverse=True)
+            ],
+        }
+
+
 class TestParameters:
     async def test_data_has_no_session_time_without_time_spent(self, client):
         body = await stats(client, period="year", project_id="1974")

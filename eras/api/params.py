@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Final
 
 from eras.domain.query import (
@@ -133,6 +134,7 @@ class RawCountParams:
         )
 
 
+@lru_cache(maxsize=8192)  # an answer repeats its buckets' starts, once per listed id
 def format_period(bucket_start: date) -> str:
     """The original's timestamp form for a bucket: ``2023-09-18T00:00:00.000Z``."""
     return f"{bucket_start.isoformat()}T00:00:00.000Z"

@@ -1,29 +1,30 @@
-"""What the read queries answer, before it is written out as JSON."""
+"""What the read queries answer, before it is written out as JSON.
+
+Structs rather than dataclasses: an answer builds one per row it reads (a broken-down answer
+hundreds), and a frozen Struct is made about ten times faster than a frozen dataclass."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
+
+import msgspec
 
 from eras.domain.query import ContributionOrder
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
+class Bucket(msgspec.Struct, frozen=True, gc=False):
     start: date
     count: int
     session_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(msgspec.Struct, frozen=True, gc=False):
     count: int
     session_ms: int
     buckets: tuple[Bucket, ...] | None  # None when no period was asked for
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectContribution:
+class ProjectContribution(msgspec.Struct, frozen=True, gc=False):
     project_id: int
     count: int
     session_ms: int
@@ -50,14 +51,12 @@ def order_contributions(
     return ranked
 
 
-@dataclass(frozen=True, slots=True)
-class UserStats:
+class UserStats(msgspec.Struct, frozen=True, gc=False):
     totals: Totals
     project_contributions: list[ProjectContribution] | None
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
+class Contribution(msgspec.Struct, frozen=True, gc=False):
     """Classifications and session time of one project or one member."""
 
     id: int
@@ -65,32 +64,28 @@ class Contribution:
     session_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class GroupAggregate:
+class GroupAggregate(msgspec.Struct, frozen=True, gc=False):
     totals: Totals
     active_users: int
     project_contributions: list[Contribution] | None
     top_contributors: list[Contribution] | None
 
 
-@dataclass(frozen=True, slots=True)
-class MemberStats:
+class MemberStats(msgspec.Struct, frozen=True, gc=False):
     user_id: int
     count: int
     session_ms: int
     projects: list[Contribution]
 
 
-@dataclass(frozen=True, slots=True)
-class IdTotals:
+class IdTotals(msgspec.Struct, frozen=True, gc=False):
     """One listed id's share of a broken-down answer."""
 
     id: int
     totals: Totals
 
 
-@dataclass(frozen=True, slots=True)
-class BrokenDown:
+class BrokenDown(msgspec.Struct, frozen=True, gc=False):
     """An answer summed over the listed ids (``totals``) and given for each of them, in the
     order they were listed."""
 
@@ -99,8 +94,12 @@ class BrokenDown:
     entries: tuple[IdTotals, ...]
 
 
+_NONE_BUCKETED = Totals(count=0, session_ms=0, buckets=())
+_NONE = Totals(count=0, session_ms=0, buckets=None)
+
+
 def no_totals(bucketed: bool) -> Totals:
-    return Totals(count=0, session_ms=0, buckets=() if bucketed else None)
+    return _NONE_BUCKETED if bucketed else _NONE
 
 
 def summed_totals(parts: list[Totals], bucketed: bool) -> Totals:

@@ -15,6 +15,15 @@ Every family is kept by the day and by the month; a few also as all-time totals 
    reads days only. Month and year buckets are made of whole months and whole days alike, so
    the sums are the same to the millisecond.
 
+4. **Totals beside months** when the family has totals, the answer has no buckets and the
+   range holds at least one whole month (rule 3 takes months): a key whose first and latest
+   classification both lie inside the range counts exactly its total, so it is read from its
+   one total row; the months and days of rule 3 are read only for the other keys (those whose
+   total says they were active outside the range too). A volunteer's projects over six years
+   then read one row per project, plus the months of the few projects active before or after
+   the range. A range of days only reads days: most keys a week's rows touch were active
+   before it, and checking their totals would cost more than the days.
+
 Each part becomes one SELECT over its table, and the parts are read together in one statement
 (``UNION ALL``), so a six-year page reads about seventy month rows per key instead of two
 thousand days.
@@ -22,7 +31,7 @@ thousand days.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from eras.domain.query import DateRange, Period
@@ -32,11 +41,16 @@ from eras.domain.rollups import Family, Level, Rollup, rollup
 @dataclass(frozen=True, slots=True)
 class Part:
     """Rows of one rollup, between two values of its period column (both included; ``None``
-    is open). Totals have no period column and no bounds."""
+    is open).
+
+    Totals have no period column: with bounds they are the keys whose first and latest
+    classification both lie between ``start`` and ``end`` (rule 4), and ``beside_totals``
+    marks the day and month parts read for every other key."""
 
     rollup: Rollup
     start: date | None = None
     end: date | None = None
+    beside_totals: bool = False
 
 
 def _month_start(day: date) -> date:
@@ -51,16 +65,22 @@ def _next_month(day: date) -> date:
 _LAST_MONTH = date.max.replace(day=1)
 
 
-def choose(
-    family: Family, dates: DateRange, period: Period | None, *, totals: bool = True
-) -> tuple[Part, ...]:
-    """The parts a read of ``family`` over ``dates``, bucketed by ``period``, takes.
-
-    ``totals=False`` when the read needs a period column even without buckets.
-    """
+def choose(family: Family, dates: DateRange, period: Period | None) -> tuple[Part, ...]:
+    """The parts a read of ``family`` over ``dates``, bucketed by ``period``, takes."""
     start, end = dates.start, dates.end
-    if totals and Level.TOTAL in family.levels and start is None and end is None and not period:
+    with_totals = Level.TOTAL in family.levels and not period
+    if with_totals and start is None and end is None:
         return (Part(rollup(family.name, Level.TOTAL)),)
+    parts = _days_and_months(family, dates, period)
+    if with_totals and any(part.rollup.level is Level.MONTH for part in parts):
+        beside = tuple(replace(part, beside_totals=True) for part in parts)
+        return (Part(rollup(family.name, Level.TOTAL), start, end), *beside)
+    return parts
+
+
+def _days_and_months(family: Family, dates: DateRange, period: Period | None) -> tuple[Part, ...]:
+    """Rules 2 and 3."""
+    start, end = dates.start, dates.end
     days = rollup(family.name, Level.DAY)
     if period in (Period.DAY, Period.WEEK) or (start is not None and start >= _LAST_MONTH):
         return (Part(days, start, end),)

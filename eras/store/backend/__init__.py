@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import namedtuple
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, Table
@@ -121,6 +121,10 @@ class Backend(ABC):
     @abstractmethod
     def day_value(self, day: date) -> Any:
         """A day bound for comparison with a rollup's day or month column."""
+
+    @abstractmethod
+    def time_value(self, moment: datetime) -> Any:
+        """A naive UTC time bound for comparison with a rollup's ``first_at`` or ``last_at``."""
 
     # --- the write path --------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 import orjson
@@ -247,6 +247,9 @@ class PostgresBackend(Backend):
 
     def day_value(self, day: date) -> Any:
         return day
+
+    def time_value(self, moment: datetime) -> Any:
+        return moment
 
     def for_writing(self, connection: Connection) -> Connection:
         return connection

@@ -192,6 +192,9 @@ class SQLiteBackend(Backend):
     def day_value(self, day: date) -> Any:
         return day.isoformat()  # days are stored as 'YYYY-MM-DD' text
 
+    def time_value(self, moment: datetime) -> Any:
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # the stored text's form
+
     def write_lock(self) -> threading.Lock:
         return self._lock
 

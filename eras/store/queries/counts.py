@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Select,
+    and_,
     bindparam,
     cast,
     func,
     literal,
+    or_,
     select,
     union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 from eras.domain.query import CountParams, DateRange, Period
-from eras.domain.rollups import FAMILY, Family, Source
+from eras.domain.rollups import FAMILY, Family, Level, Source, rollup
 from eras.domain.stats import (
     BrokenDown,
     Bucket,
@@ -37,6 +39,9 @@ from eras.store.schema import ROLLUP_TABLES
 
 # A filter without its values: the dimension and whether it lists several ids.
 Filter = tuple[str, bool]
+# The first and last instant of a range, which a total's times must lie between (levels, rule 4).
+_INSIDE_FROM = "inside_from"
+_INSIDE_UNTIL = "inside_until"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class Reading:
 
     family: str
     filters: tuple[Filter, ...]
-    parts: tuple[tuple[str, bool, bool], ...]  # rollup, has a start, has an end
+    parts: tuple[tuple[str, bool, bool, bool], ...]  # rollup, has a start, an end, beside totals
     by: tuple[str, ...]  # dimensions to group by, if any
     period: Period | None
     times: bool  # the latest classification time of each group too
@@ -67,6 +72,13 @@ def _values(
         shape.append((dimension, many))
         values[dimension] = backend.ids_value(ids) if many else ids[0]
     for index, part in enumerate(parts):
+        if part.rollup.level is Level.TOTAL:
+            # Bounds of a total are on its times: the range's first and last instant.
+            if part.start is not None:
+                values[_INSIDE_FROM] = backend.time_value(datetime.combine(part.start, time.min))
+            if part.end is not None:
+                values[_INSIDE_UNTIL] = backend.time_value(datetime.combine(part.end, time.max))
+            continue
         if part.start is not None:
             values[f"start_{index}"] = backend.day_value(part.start)
         if part.end is not None:
@@ -74,12 +86,28 @@ def _values(
     return tuple(shape), values
 
 
+def _filtered(reading: Reading, backend: Backend, table: Any) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    for dimension, many in reading.filters:
+        column = table.c[dimension]
+        if many:
+            conditions.append(backend.one_of(column, dimension))
+        else:
+            conditions.append(column == bindparam(dimension))
+    return conditions
+
+
 def _parts_source(reading: Reading, backend: Backend) -> Any:
     """The rows of every part, under common names: the grouping dimension, ``period_day``,
     ``count``, ``session_ms``, ``last_at``."""
     family = FAMILY[reading.family]
+    totals = (
+        ROLLUP_TABLES[rollup(family.name, Level.TOTAL).name]
+        if Level.TOTAL in family.levels
+        else None
+    )
     selects = []
-    for index, (name, has_start, has_end) in enumerate(reading.parts):
+    for index, (name, has_start, has_end, beside) in enumerate(reading.parts):
         table = ROLLUP_TABLES[name]
         rollup_period = next((column for column in ("day", "month") if column in table.c), None)
         columns: list[ColumnElement[Any]] = []
@@ -92,23 +120,48 @@ def _parts_source(reading: Reading, backend: Backend) -> Any:
             columns.append(table.c.session_ms.label("session_ms"))
         if reading.times:
             columns.append(table.c.last_at.label("last_at"))
-        conditions: list[ColumnElement[bool]] = []
-        for dimension, many in reading.filters:
-            column = table.c[dimension]
-            if many:
-                conditions.append(backend.one_of(column, dimension))
-            else:
-                conditions.append(column == bindparam(dimension))
+        conditions = _filtered(reading, backend, table)
+        if table is totals:
+            # Rule 4 of the levels: the keys active only inside the range.
+            if has_start:
+                conditions.append(table.c.first_at >= bindparam(_INSIDE_FROM))
+            if has_end:
+                conditions.append(table.c.last_at <= bindparam(_INSIDE_UNTIL))
+            selects.append(select(*columns).where(*conditions))
+            continue
         if has_start:
             assert rollup_period is not None
             conditions.append(table.c[rollup_period] >= bindparam(f"start_{index}"))
         if has_end:
             assert rollup_period is not None
             conditions.append(table.c[rollup_period] <= bindparam(f"end_{index}"))
-        selects.append(select(*columns).where(*conditions))
+        part = select(*columns)
+        if beside:
+            # Only the keys active outside the range as well; the join starts from their
+            # totals, so the days and months of the other keys are never read.
+            assert totals is not None
+            part = part.select_from(
+                totals.join(
+                    table, and_(*(table.c[name] == totals.c[name] for name in family.dimensions))
+                )
+            )
+            conditions.extend(_filtered(reading, backend, totals))
+            conditions.append(_outside(totals, reading.parts[0]))
+        selects.append(part.where(*conditions))
     if len(selects) == 1:
         return selects[0].subquery("parts")
     return union_all(*selects).subquery("parts")
+
+
+def _outside(totals: Any, total_part: tuple[str, bool, bool, bool]) -> ColumnElement[bool]:
+    """A total's key was active outside the range too (or its times are unknown)."""
+    _name, has_start, has_end, _beside = total_part
+    either = [totals.c.first_at.is_(None), totals.c.last_at.is_(None)]
+    if has_start:
+        either.append(totals.c.first_at < bindparam(_INSIDE_FROM))
+    if has_end:
+        either.append(totals.c.last_at > bindparam(_INSIDE_UNTIL))
+    return or_(*either)
 
 
 # Keyed by reading and backend: a few hundred statements at most.
@@ -181,7 +234,8 @@ def read(
         family=family.name,
         filters=shape,
         parts=tuple(
-            (part.rollup.name, part.start is not None, part.end is not None) for part in parts
+            (part.rollup.name, part.start is not None, part.end is not None, part.beside_totals)
+            for part in parts
         ),
         by=by,
         period=period,
@@ -271,19 +325,23 @@ def broken_down(
                 row[0]: Totals(count=row.total, session_ms=row.session_ms or 0, buckets=None)
                 for row in rows
             }
-        buckets: dict[int, list[Bucket]] = {}
+        # One pass: the rows come ordered by id, then bucket.
+        found: dict[int, Totals] = {}
+        key: int | None = None
+        buckets: list[Bucket] = []
+        count = session_ms = 0
         for row in rows:
-            buckets.setdefault(row[0], []).append(
-                Bucket(start=_as_date(row.period), count=row.total, session_ms=row.session_ms or 0)
-            )
-        return {
-            key: Totals(
-                count=sum(bucket.count for bucket in found),
-                session_ms=sum(bucket.session_ms for bucket in found),
-                buckets=tuple(found),
-            )
-            for key, found in buckets.items()
-        }
+            if row[0] != key:
+                if key is not None:
+                    found[key] = Totals(count=count, session_ms=session_ms, buckets=tuple(buckets))
+                key, buckets, count, session_ms = row[0], [], 0, 0
+            spent = row.session_ms or 0
+            buckets.append(Bucket(start=_as_date(row.period), count=row.total, session_ms=spent))
+            count += row.total
+            session_ms += spent
+        if key is not None:
+            found[key] = Totals(count=count, session_ms=session_ms, buckets=tuple(buckets))
+        return found
 
     return single(
         read(backend, family=family, filters=filters, dates=dates, period=period, by=(by,)),
