@@ -161,6 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Zooniverse volunteer statistics: exact classification and comment counts.",
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
+        # eras keeps its own metrics and logs (ObservabilityMiddleware); FastAPI's own
+        # OpenTelemetry hooks would otherwise look for a configured provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.state.metrics = metrics
@@ -179,11 +182,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.revision = settings.revision or detect_revision()
     _install_error_handlers(app)
     _without_validation_errors(app)
-    app.include_router(status.router)
-    app.include_router(kinesis.router)
+    # Routes are matched in order: the read routes, the most frequent, first.
     app.include_router(counts.router)
     app.include_router(users.router)
     app.include_router(groups.router)
+    app.include_router(status.router)
+    app.include_router(kinesis.router)
     app.include_router(reports.router)
     app.include_router(metrics_api.router)
     if settings.dashboard:

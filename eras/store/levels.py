@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import lru_cache
 
 from eras.domain.query import DateRange, Period
 from eras.domain.rollups import Family, Level, Rollup, rollup
@@ -65,6 +66,8 @@ def _next_month(day: date) -> date:
 _LAST_MONTH = date.max.replace(day=1)
 
 
+# A front end asks the same few ranges all day (all time, this week, since launch).
+@lru_cache(maxsize=4096)
 def choose(family: Family, dates: DateRange, period: Period | None) -> tuple[Part, ...]:
     """The parts a read of ``family`` over ``dates``, bucketed by ``period``, takes."""
     start, end = dates.start, dates.end

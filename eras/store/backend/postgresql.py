@@ -115,15 +115,21 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-# Several reads of one answer see one snapshot; a read-only transaction takes no locks.
-_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# Set once on every read connection. The reads of one answer are pipelined with no Sync
+# between them, so the server runs them as one implicit transaction: at this level they share
+# one snapshot, without a BEGIN and a COMMIT to send and take back. Read only, too: these
+# connections never write.
+_READ_SESSION: Final = (
+    "SET default_transaction_isolation = 'repeatable read'; SET default_transaction_read_only = on"
+)
 
 
 class PostgresReader(Reader):
     """Reads on psycopg's async connections, at most ``size`` at once, opened as needed.
 
     One read is one prepared statement in autocommit: a single round trip. Several reads are
-    pipelined with the BEGIN and COMMIT of their snapshot: still one round trip.
+    pipelined, one implicit repeatable-read transaction (see ``_READ_SESSION``): still one
+    round trip, and one snapshot.
 
     The connections are kept here rather than in psycopg_pool because a request must fail at
     once when the database is down (503), where that pool retries in the background and has
@@ -158,7 +164,9 @@ class PostgresReader(Reader):
             return rows
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        await connection.execute(_READ_SESSION)
+        return connection
 
     def _release(self, connection: psycopg.AsyncConnection[Any]) -> None:
         # Only a connection left idle and healthy is used again (not one a cancelled request
@@ -176,12 +184,10 @@ class PostgresReader(Reader):
             cursor = await connection.execute(read.shape.sql, read.bound(), prepare=True)
             return [read.shape.rows(await cursor.fetchall())]
         async with connection.pipeline():
-            await connection.execute(_SNAPSHOT)
             cursors = [
                 await connection.execute(read.shape.sql, read.bound(), prepare=True)
                 for read in reads
             ]
-            await connection.execute("COMMIT")
         return [
             read.shape.rows(await cursor.fetchall())
             for read, cursor in zip(reads, cursors, strict=True)
