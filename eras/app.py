@@ -182,11 +182,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.revision = settings.revision or detect_revision()
     _install_error_handlers(app)
     _without_validation_errors(app)
-    # Routes are matched in order: the read routes, the most frequent, first.
+    # Routes are matched in order: the read routes, the most frequent, first (GET / is one
+    # route, and the probe of every load balancer).
+    app.include_router(status.router)
     app.include_router(counts.router)
     app.include_router(users.router)
     app.include_router(groups.router)
-    app.include_router(status.router)
     app.include_router(kinesis.router)
     app.include_router(reports.router)
     app.include_router(metrics_api.router)
