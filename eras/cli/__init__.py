@@ -114,7 +114,7 @@ def _ingest(arguments: argparse.Namespace) -> int:
         rejects_path=arguments.rejects or default_rejects_path(),
     )
     settings = Settings()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, bulk=True)
     try:
         return loading.ingest(
             database,

@@ -20,9 +20,18 @@ T = TypeVar("T")
 class Database:
     """One engine and its backend; hands out connections inside transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, sqlite_busy_timeout_ms: int = 60_000):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        sqlite_busy_timeout_ms: int = 60_000,
+        bulk: bool = False,
+    ):
         self.url = url
-        self.backend: Backend = backend_for(url, sqlite_busy_timeout_ms=sqlite_busy_timeout_ms)
+        self.backend: Backend = backend_for(
+            url, sqlite_busy_timeout_ms=sqlite_busy_timeout_ms, bulk=bulk
+        )
         self.engine = self.backend.create_engine(url, pool_size=pool_size)
         self.reader = self.backend.create_reader(url, self.engine, pool_size=pool_size)
 

@@ -110,6 +110,11 @@ class Backend(ABC):
         return Shape(sql=str(compiled), defaults=defaults, make_row=row._make)
 
     @abstractmethod
+    def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
+        """``rows``, whose conditions refer to ``outer``'s columns, for each row of ``outer``:
+        one index lookup per outer row, never a scan of every row ``rows`` could match."""
+
+    @abstractmethod
     def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         """``column`` is one of the ids bound as ``name``, with one SQL text for any number
         of ids."""
@@ -185,13 +190,16 @@ def driver_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def backend_for(url: str, *, sqlite_busy_timeout_ms: int = 60_000) -> Backend:
-    """The backend for a database URL: ``sqlite:///file.db`` or ``postgresql://...``."""
+def backend_for(url: str, *, sqlite_busy_timeout_ms: int = 60_000, bulk: bool = False) -> Backend:
+    """The backend for a database URL: ``sqlite:///file.db`` or ``postgresql://...``.
+
+    ``bulk``: the connections serve one long load (``eras ingest``), not a server's requests,
+    and may hold more memory for it."""
     kind = make_url(driver_url(url)).get_backend_name()
     if kind == "sqlite":
         from eras.store.backend.sqlite import SQLiteBackend
 
-        return SQLiteBackend(busy_timeout_ms=sqlite_busy_timeout_ms)
+        return SQLiteBackend(busy_timeout_ms=sqlite_busy_timeout_ms, bulk=bulk)
     if kind == "postgresql":
         from eras.store.backend.postgresql import PostgresBackend
 

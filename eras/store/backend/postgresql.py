@@ -40,6 +40,7 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -244,6 +245,14 @@ class PostgresBackend(Backend):
     @property
     def read_dialect(self) -> Dialect:
         return _READ_DIALECT
+
+    def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
+        # A prepared statement's generic plan guesses that a range of months is narrow, and
+        # would read every month of the filters for each outer row. LATERAL with OFFSET 0
+        # (which keeps the planner from merging it into the outer query) makes it look up
+        # each outer row's own key instead.
+        each = rows.offset(literal_column("0")).lateral("each")
+        return select(*each.c).select_from(outer.join(each, true()))
 
     def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         return column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger)))

@@ -123,11 +123,16 @@ def _converter(column_type: Any) -> Callable[[Any], Any] | None:
     return None  # numbers, text and booleans go as they are
 
 
+# The page cache of each connection of a bulk load (eras ingest), in KiB.
+_BULK_CACHE_KIB: Final = 256 * 1024
+
+
 class SQLiteBackend(Backend):
     name = "sqlite"
 
-    def __init__(self, *, busy_timeout_ms: int) -> None:
+    def __init__(self, *, busy_timeout_ms: int, bulk: bool = False) -> None:
         self._busy_timeout_ms = busy_timeout_ms
+        self._bulk = bulk
         # SQLite allows one writer at a time. Threads of this process queue on this lock
         # instead of spinning in SQLite's busy handler; other processes are covered by
         # busy_timeout.
@@ -141,6 +146,7 @@ class SQLiteBackend(Backend):
             driver_url(url), pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True
         )
         busy_timeout_ms = int(self._busy_timeout_ms)
+        bulk = self._bulk
         ddl = [str(CreateTable(table).compile(dialect=engine.dialect)) for table in staging.ALL]
 
         @event.listens_for(engine, "connect")
@@ -158,6 +164,11 @@ class SQLiteBackend(Backend):
             cursor.execute("PRAGMA synchronous=NORMAL")
             # Staging tables live for the connection, in memory: they never reach the disk.
             cursor.execute("PRAGMA temp_store=MEMORY")
+            if bulk:
+                # A load inserts into the raw tables' indexes and upserts rollup rows all over
+                # their B-trees: with SQLite's default 2 MiB page cache, most of those pages
+                # would be read again from the file by every batch.
+                cursor.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
             for statement in ddl:
                 cursor.execute(statement)
             cursor.close()
@@ -181,6 +192,10 @@ class SQLiteBackend(Backend):
     @property
     def read_dialect(self) -> Dialect:
         return _READ_DIALECT
+
+    def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
+        # SQLite joins by nested loops, starting from the table its filters narrow most.
+        return rows.select_from(outer)
 
     def one_of(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         listed = func.json_each(bindparam(name)).table_valued("value")

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Select,
-    and_,
     bindparam,
     cast,
     func,
@@ -135,19 +134,16 @@ def _parts_source(reading: Reading, backend: Backend) -> Any:
         if has_end:
             assert rollup_period is not None
             conditions.append(table.c[rollup_period] <= bindparam(f"end_{index}"))
-        part = select(*columns)
+        part = select(*columns).where(*conditions)
         if beside:
-            # Only the keys active outside the range as well; the join starts from their
-            # totals, so the days and months of the other keys are never read.
+            # Only the keys active outside the range as well, looked up from their totals, so
+            # the days and months of the other keys are never read.
             assert totals is not None
-            part = part.select_from(
-                totals.join(
-                    table, and_(*(table.c[name] == totals.c[name] for name in family.dimensions))
-                )
+            same_key = [table.c[name] == totals.c[name] for name in family.dimensions]
+            part = backend.for_each(totals, part.where(*same_key)).where(
+                *_filtered(reading, backend, totals), _outside(totals, reading.parts[0])
             )
-            conditions.extend(_filtered(reading, backend, totals))
-            conditions.append(_outside(totals, reading.parts[0]))
-        selects.append(part.where(*conditions))
+        selects.append(part)
     if len(selects) == 1:
         return selects[0].subquery("parts")
     return union_all(*selects).subquery("parts")
