@@ -11,6 +11,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import zipfile
 from collections import Counter, defaultdict
@@ -39,6 +40,13 @@ from tests.conftest import client_for, make_settings
 from tests.environment import child_environment
 from tests.factories import FIXTURES, classification, comment, fixture_event, post_events
 from tests.model import expected_classification_rollups, expected_comment_rollups
+
+# Runs argv[1:] with SIGINT at its default, so the Python it starts turns Ctrl-C into
+# KeyboardInterrupt whatever the test runner inherited.
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 EXAMPLE = FIXTURES / "panoptes-export-example.csv"
 CAT_PROJECT = FIXTURES / "panoptes-export-cat-project.csv"
@@ -837,7 +845,19 @@ class TestParallelParsing:
         # lets go of the database, after sending it.
         with writes_blocked(database_url):
             process = subprocess.Popen(
-                [str(ERAS), "ingest", "--no-progress", "--rejects", str(rejects), str(path)],
+                # As from a terminal: a shell without job control starts background commands
+                # with SIGINT ignored, and the load would inherit that from the test runner.
+                [
+                    sys.executable,
+                    "-c",
+                    _WITH_DEFAULT_SIGINT,
+                    str(ERAS),
+                    "ingest",
+                    "--no-progress",
+                    "--rejects",
+                    str(rejects),
+                    str(path),
+                ],
                 # Not migrating: the schema is current, and a migration would wait for the lock.
                 env=child_environment(ERAS_DATABASE_URL=database_url, ERAS_AUTO_MIGRATE="false"),
                 cwd=tmp_path,
