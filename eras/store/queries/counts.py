@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -43,6 +43,15 @@ _INSIDE_FROM = "inside_from"
 _INSIDE_UNTIL = "inside_until"
 
 
+class PartShape(NamedTuple):
+    """A part of a reading without its bounds' values."""
+
+    rollup: str
+    has_start: bool
+    has_end: bool
+    beside_totals: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """What one statement reads: a family, its filters, the parts of its levels, what it
@@ -51,7 +60,7 @@ class Reading:
 
     family: str
     filters: tuple[Filter, ...]
-    parts: tuple[tuple[str, bool, bool, bool], ...]  # rollup, has a start, an end, beside totals
+    parts: tuple[PartShape, ...]
     by: tuple[str, ...]  # dimensions to group by, if any
     period: Period | None
     times: bool  # the latest classification time of each group too
@@ -141,7 +150,7 @@ def _parts_source(reading: Reading, backend: Backend) -> Any:
             assert totals is not None
             same_key = [table.c[name] == totals.c[name] for name in family.dimensions]
             part = backend.for_each(totals, part.where(*same_key)).where(
-                *_filtered(reading, backend, totals), _outside(totals, reading.parts[0])
+                *_filtered(reading, backend, totals), _outside(totals, reading.parts)
             )
         selects.append(part)
     if len(selects) == 1:
@@ -149,13 +158,13 @@ def _parts_source(reading: Reading, backend: Backend) -> Any:
     return union_all(*selects).subquery("parts")
 
 
-def _outside(totals: Any, total_part: tuple[str, bool, bool, bool]) -> ColumnElement[bool]:
+def _outside(totals: Any, parts: Sequence[PartShape]) -> ColumnElement[bool]:
     """A total's key was active outside the range too (or its times are unknown)."""
-    _name, has_start, has_end, _beside = total_part
+    total_part = next(part for part in parts if part.rollup == totals.name)
     either = [totals.c.first_at.is_(None), totals.c.last_at.is_(None)]
-    if has_start:
+    if total_part.has_start:
         either.append(totals.c.first_at < bindparam(_INSIDE_FROM))
-    if has_end:
+    if total_part.has_end:
         either.append(totals.c.last_at > bindparam(_INSIDE_UNTIL))
     return or_(*either)
 
@@ -230,7 +239,9 @@ def read(
         family=family.name,
         filters=shape,
         parts=tuple(
-            (part.rollup.name, part.start is not None, part.end is not None, part.beside_totals)
+            PartShape(
+                part.rollup.name, part.start is not None, part.end is not None, part.beside_totals
+            )
             for part in parts
         ),
         by=by,
