@@ -124,6 +124,35 @@ class TestWhoMayRead:
         assert response.status_code == 400
         assert "user_id" in response.json()["error"]
 
+    @pytest.mark.parametrize(
+        ("path_id", "problem"),
+        [
+            ("0", "greater than or equal to 1"),
+            ("-5", "greater than or equal to 1"),
+            (str(2**63), "less than or equal to 9223372036854775807"),
+            ("1" * 30, "less than or equal to 9223372036854775807"),
+            ("1.5", "valid integer"),
+            ("٤٢", "valid integer"),  # Arabic-Indic digits: digits, but not ASCII
+        ],
+    )
+    async def test_an_id_out_of_range_is_refused_by_name(self, client, path_id, problem):
+        response = await client.get(
+            f"/classifications/users/{path_id}", headers=tokens.bearer(USER)
+        )
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error.startswith("path.user_id: ") and problem in error, error
+
+    @pytest.mark.parametrize("path_id", [f"0{USER}", f"+{USER}", f"{USER}/"])
+    async def test_an_id_written_another_way_is_the_same_volunteer(self, client, path_id):
+        response = await client.get(
+            f"/classifications/users/{path_id}",
+            params={"time_spent": "true"},
+            headers=tokens.bearer(USER),
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == await stats(client, time_spent="true")
+
 
 def _refusal_headers() -> list[tuple[str, dict[str, str], str]]:
     other_keys = tokens.key_pair("someone-else")

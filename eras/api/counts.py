@@ -29,6 +29,7 @@ from eras.api.responses import (
     count_body,
     read_response,
 )
+from eras.api.routing import LeanRoute
 from eras.errors import BadRequest
 from eras.services.stats import (
     classification_counts,
@@ -37,7 +38,7 @@ from eras.services.stats import (
     comment_counts_by_id,
 )
 
-router = APIRouter(tags=["counts"])
+router = APIRouter(tags=["counts"], route_class=LeanRoute)
 
 CLASSIFICATION_BREAKDOWN_NEEDS_IDS: Final = (
     "breakdown=true needs a project_id or a workflow_id list to break the counts down by"

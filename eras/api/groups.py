@@ -17,13 +17,14 @@ from eras.api.common import (
 )
 from eras.api.params import format_period, parse_group_stats_params
 from eras.api.responses import AUTH_ERROR_RESPONSES, ErrorBody, read_response, seconds
+from eras.api.routing import LeanRoute
 from eras.api.users import bearer_scheme
 from eras.domain.query import GroupStatsParams
 from eras.domain.stats import Contribution, GroupAggregate, MemberStats
 from eras.services.stats import group_member_stats, group_stats
 from eras.store.database import Database
 
-router = APIRouter(tags=["group stats"])
+router = APIRouter(tags=["group stats"], route_class=LeanRoute)
 
 GroupId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The Panoptes user group id")]
 

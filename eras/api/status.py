@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from eras.api.responses import NOT_MODIFIED, read_response
+from eras.api.routing import LeanRoute
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"], route_class=LeanRoute)
 
 
 class StatusResponse(BaseModel):

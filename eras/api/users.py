@@ -18,12 +18,13 @@ from eras.api.common import (
 )
 from eras.api.params import format_instant, format_period, parse_user_stats_params
 from eras.api.responses import AUTH_ERROR_RESPONSES, read_response, seconds
+from eras.api.routing import LeanRoute
 from eras.auth.policy import authorize_user_stats
 from eras.domain.query import ContributionOrder, UserStatsParams
 from eras.domain.stats import UserStats
 from eras.services.stats import volunteer_stats
 
-router = APIRouter(tags=["personal stats"])
+router = APIRouter(tags=["personal stats"], route_class=LeanRoute)
 
 # Declared for the OpenAPI description only; the header is parsed by the Authenticator.
 bearer_scheme = HTTPBearer(auto_error=False, description="A Panoptes bearer token (JWT)")
