@@ -4,6 +4,7 @@ even when a write commits between them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -116,6 +117,64 @@ async def test_sqlite_moves_a_long_plan_off_the_event_loop(tmp_path) -> None:
         # The event loop's connection still serves the next short read.
         assert await database.reader.fetch([_read("SELECT 8")]) == [[(8,)]]
         assert database.reader.moved_to_thread == 1  # type: ignore[attr-defined]
+    finally:
+        await database.reader.aclose()
+        database.dispose()
+
+
+# Rows of several types, in a stated order.
+TYPED = {
+    "postgresql": (
+        "SELECT x, CAST('2024-01-0' || x AS DATE) AS day, CAST(x AS BIGINT) * 10000000000 AS big,"
+        " 'a' || x AS label, CAST(NULL AS TIMESTAMP) AS nothing,"
+        " CAST('2024-11-28 10:11:12.345' AS TIMESTAMP) + x * INTERVAL '1 day' AS moment"
+        " FROM generate_series(1, 9) AS x ORDER BY x DESC"
+    ),
+    "sqlite": (
+        "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 9)"
+        " SELECT x, '2024-01-0' || x, x * 10000000000, 'a' || x, NULL,"
+        " datetime('2024-11-28 10:11:12.345', '+' || x || ' days') FROM s ORDER BY x DESC"
+    ),
+}
+NONE_FOUND = "SELECT 1 WHERE 1 = 0"
+# The same name in two reads, with a value of each read's own, and twice in one read.
+SUMMED = {
+    "postgresql": "SELECT %(a)s::int + %(b)s::int + %(a)s::int, 7 %% 3",
+    "sqlite": "SELECT :a + :b + :a, 7 % 3",
+}
+
+
+async def test_several_reads_come_back_as_each_alone(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        kind = database.backend.name
+        typed, none_found = _read(TYPED[kind]), _read(NONE_FOUND)
+        summed = Shape(sql=SUMMED[kind], defaults={"b": 100}, make_row=tuple)
+        alone = [await database.reader.fetch([read]) for read in (typed, none_found)]
+        together = await database.reader.fetch(
+            [typed, Read(summed, {"a": 1}), none_found, typed, Read(summed, {"a": 20, "b": 3})]
+        )
+        assert together == [alone[0][0], [(102, 1)], [], alone[0][0], [(43, 1)]]
+        assert [row[0] for row in together[0]] == list(range(9, 0, -1))
+        assert together[0][0][2] == 90000000000 and together[0][0][4] is None
+    finally:
+        await database.reader.aclose()
+        database.dispose()
+
+
+async def test_a_cancelled_read_leaves_no_connection_behind(postgres_url: str) -> None:
+    """A request cancelled mid-statement (its client went away) must not hand the next request
+    a connection still busy with the old statement."""
+    database = Database(postgres_url, pool_size=1)
+    try:
+        slow = asyncio.create_task(database.reader.fetch([_read("SELECT pg_sleep(5) IS NULL")]))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        started = time.perf_counter()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+        assert await database.reader.fetch([_read("SELECT 41 + 1")]) == [[(42,)]]
+        assert time.perf_counter() - started < 2, "the next read waited for the cancelled one"
     finally:
         await database.reader.aclose()
         database.dispose()

@@ -2,8 +2,8 @@
 
 An answer is a :class:`Plan`: the statements it reads (each a :class:`Read`, a compiled
 :class:`Shape` with its values) and the function that turns their rows into the answer. The
-backend's :class:`Reader` runs every read of a plan at once, in one snapshot: on PostgreSQL in
-one round trip on an async connection (pipelined, with no worker thread), on SQLite on the event
+backend's :class:`Reader` runs every read of a plan at once, in one snapshot: on PostgreSQL as
+one statement in one round trip on an async connection (no worker thread), on SQLite on the event
 loop under a deadline, and in a worker thread once a plan outruns it, so that a long read does
 not stall the other requests.
 
