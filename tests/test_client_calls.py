@@ -14,7 +14,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.datastructures import QueryParams
 
+from eras.api.common import query_pairs
 from eras.app import create_app
 from tests import tokens
 from tests.conftest import client_for, make_settings
@@ -768,3 +770,19 @@ class TestUnknownParameters:
             "error": f"Parameter '{name}' is given more than once; "
             "list several ids in one comma-separated value"
         }
+
+
+# Bytes a query string may carry: names, separators, escapes (good and broken), the plus sign,
+# a semicolon (not a separator), and bytes beyond ASCII.
+QUERY_BYTES = st.lists(
+    st.sampled_from(
+        [b"a", b"_", b"=", b"&", b"%", b"2", b"B", b"+", b";", b"\xe9", b"%20", b"%e9"]
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@given(QUERY_BYTES)
+@settings(max_examples=500, deadline=None)
+def test_query_strings_are_read_as_starlette_reads_them(query_string: bytes) -> None:
+    assert query_pairs(query_string) == QueryParams(query_string).multi_items()

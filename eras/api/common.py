@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
@@ -75,13 +76,29 @@ def _repeated(name: str) -> BadRequest:
     )
 
 
+def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
+    """The name and value pairs of a query string, exactly as Starlette's ``query_params``
+    reads them (``parse_qsl`` with blank values kept, of the bytes as Latin-1), without
+    building its multi-dict: a pair with nothing to decode is taken as it is."""
+    pairs = []
+    for piece in query_string.decode("latin-1").split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        if "%" in piece or "+" in piece:
+            name, value = unquote_plus(name), unquote_plus(value)
+        pairs.append((name, value))
+    return pairs
+
+
 def query_values(request: Request, parameters: Sequence[QueryParameter]) -> dict[str, str]:
     """The values of ``parameters`` given, each at most once; other parameters are ignored."""
     values: dict[str, str] = {}
-    if not request.scope.get("query_string"):
+    query_string = request.scope.get("query_string")
+    if not query_string:
         return values
     allowed = [parameter.name for parameter in parameters]
-    for name, value in request.query_params.multi_items():
+    for name, value in query_pairs(query_string):
         if name not in allowed:
             continue
         if name in values:
