@@ -272,7 +272,7 @@ class SQLiteBackend(Backend):
         return day.isoformat()  # days are stored as 'YYYY-MM-DD' text
 
     def time_value(self, moment: datetime) -> Any:
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # the stored text's form
+        return _timestamp(moment)  # the stored text's form
 
     def write_lock(self) -> threading.Lock:
         return self._lock

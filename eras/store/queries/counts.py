@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -70,15 +72,9 @@ def summed(column: ColumnElement[Any], name: str) -> Label[Any]:
     return cast(func.sum(column), BigInteger).label(name)
 
 
-def _values(
-    filters: Mapping[str, Sequence[int]], parts: Sequence[Part], backend: Backend
-) -> tuple[tuple[Filter, ...], dict[str, Any]]:
-    shape: list[Filter] = []
+def _part_values(parts: Sequence[Part], backend: Backend) -> dict[str, Any]:
+    """The bounds of each part, as the backend binds them."""
     values: dict[str, Any] = {}
-    for dimension, ids in filters.items():
-        many = len(ids) != 1
-        shape.append((dimension, many))
-        values[dimension] = backend.ids_value(ids) if many else ids[0]
     for index, part in enumerate(parts):
         if part.rollup.level is Level.TOTAL:
             # Bounds of a total are on its times: the range's first and last instant.
@@ -91,7 +87,7 @@ def _values(
             values[f"start_{index}"] = backend.day_value(part.start)
         if part.end is not None:
             values[f"end_{index}"] = backend.day_value(part.end)
-    return tuple(shape), values
+    return values
 
 
 def _filtered(reading: Reading, backend: Backend, table: Any) -> list[ColumnElement[bool]]:
@@ -234,10 +230,29 @@ def read(
 ) -> Read:
     """The one statement of a reading, with its values."""
     parts = choose(family, dates, period)
-    shape, values = _values(filters, parts, backend)
+    filter_shape = tuple((dimension, len(ids) != 1) for dimension, ids in filters.items())
+    shape, part_values = _prepared(backend, family.name, filter_shape, parts, by, period, times)
+    values = dict(part_values)
+    for dimension, ids in filters.items():
+        values[dimension] = backend.ids_value(ids) if len(ids) != 1 else ids[0]
+    return Read(shape, values)
+
+
+# A front end asks the same few ranges all day: the statement and the bounds of a range are
+# made once, and a request adds only its ids.
+@lru_cache(maxsize=4096)
+def _prepared(
+    backend: Backend,
+    family: str,
+    filters: tuple[Filter, ...],
+    parts: tuple[Part, ...],
+    by: tuple[str, ...],
+    period: Period | None,
+    times: bool,
+) -> tuple[Shape, Mapping[str, Any]]:
     reading = Reading(
-        family=family.name,
-        filters=shape,
+        family=family,
+        filters=filters,
         parts=tuple(
             PartShape(
                 part.rollup.name, part.start is not None, part.end is not None, part.beside_totals
@@ -248,7 +263,7 @@ def read(
         period=period,
         times=times,
     )
-    return Read(_shape(reading, backend), values)
+    return _shape(reading, backend), MappingProxyType(_part_values(parts, backend))
 
 
 def groups(
