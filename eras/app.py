@@ -183,12 +183,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     _without_validation_errors(app)
     # Routes are matched in order: the read routes, the most frequent, first (GET / is one
-    # route, and the probe of every load balancer). They are the application's own routes
+    # route, and the probe of every load balancer; then a volunteer's own page, which the
+    # front end asks for on every visit). They are the application's own routes
     # rather than an included router's: FastAPI matches an included router's routes through a
     # layer of its own, twice per request, which cost the read routes more than their
     # handlers. Their routers declare everything a route needs (tags, responses), so nothing
     # is lost by not including them.
-    for router in (status.router, counts.router, users.router, groups.router):
+    for router in (status.router, users.router, counts.router, groups.router):
         app.router.routes.extend(router.routes)
     app.include_router(kinesis.router)
     app.include_router(reports.router)
