@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import text
 
@@ -117,6 +118,29 @@ async def test_sqlite_moves_a_long_plan_off_the_event_loop(tmp_path) -> None:
         # The event loop's connection still serves the next short read.
         assert await database.reader.fetch([_read("SELECT 8")]) == [[(8,)]]
         assert database.reader.moved_to_thread == 1  # type: ignore[attr-defined]
+        assert database.reader.sent_to_thread == 1  # type: ignore[attr-defined]
+    finally:
+        await database.reader.aclose()
+        database.dispose()
+
+
+async def test_sqlite_sends_a_plan_that_outran_its_deadline_straight_to_a_thread(
+    tmp_path,
+) -> None:
+    """Only the first run of a long plan pays the deadline on the event loop; the same plan
+    with other values is tried on the event loop again."""
+    database = Database(f"sqlite:///{tmp_path / 'eras.db'}")
+    reader: Any = database.reader
+    try:
+        slow = Shape(sql=SLOW_SQLITE + " WHERE :n > 0", defaults={}, make_row=tuple)
+        assert await reader.fetch([Read(slow, {"n": 1})]) == [[(3000000,)]]
+        assert (reader.moved_to_thread, reader.sent_to_thread) == (1, 1)
+        assert await reader.fetch([Read(slow, {"n": 1})]) == [[(3000000,)]]
+        # Straight to a worker thread: not tried on the event loop, so not moved again.
+        assert (reader.moved_to_thread, reader.sent_to_thread) == (1, 2)
+        # Other values are another plan (a short one here): read on the event loop.
+        assert await reader.fetch([Read(slow, {"n": 0})]) == [[(0,)]]
+        assert (reader.moved_to_thread, reader.sent_to_thread) == (1, 2)
     finally:
         await database.reader.aclose()
         database.dispose()

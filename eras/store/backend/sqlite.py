@@ -8,7 +8,8 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -59,6 +60,8 @@ _READ_DIALECT: Final = sqlite.pysqlite.dialect(paramstyle="named")
 # How long a plan may run on the event loop before it is moved to a worker thread: the
 # longest any other request of the worker waits for it.
 _INLINE_SECONDS: Final = 0.001
+# Plans remembered as too long for the event loop, the least recently asked for forgotten first.
+_SLOW_PLANS: Final = 1024
 # SQLite calls the progress handler every this many virtual machine instructions (a few
 # microseconds of work), so the deadline above is kept to within that.
 _PROGRESS_STEPS: Final = 1000
@@ -75,8 +78,11 @@ class SQLiteReader(Reader):
     enforced by SQLite's progress handler: a plan that would take longer is interrupted and
     run again from the start in a worker thread, on a connection of its own. Reads change
     nothing, so running one again is safe, and the other requests wait at most the deadline.
-    The event loop's connection never waits for a lock either (``busy_timeout`` 0): a read
-    that would wait goes to a worker thread, where it may.
+    A plan that outran it (the same statements with the same values: a large group's page,
+    which its members keep asking for) is remembered, and goes straight to a worker thread
+    the next time, so only its first run pays the deadline. The event loop's connection never
+    waits for a lock either (``busy_timeout`` 0): a read that would wait goes to a worker
+    thread, where it may.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -84,12 +90,17 @@ class SQLiteReader(Reader):
         self._inline: Any = None  # the pooled connection the event loop reads on
         self._inline_thread: int | None = None
         self._deadline = math.inf
+        self._slow: OrderedDict[Hashable, None] = OrderedDict()  # the latest last
         self.moved_to_thread = 0  # plans that outran the deadline or met a lock
+        self.sent_to_thread = 0  # plans run in a worker thread, moved or sent straight there
 
     async def fetch(self, reads: Sequence[Read]) -> list[Rows]:
         if not reads:
             return []
-        if self._inline_thread in (None, threading.get_ident()):
+        plan = tuple((read.shape, tuple(read.values.items())) for read in reads)
+        if plan in self._slow:
+            self._slow.move_to_end(plan)
+        elif self._inline_thread in (None, threading.get_ident()):
             try:
                 connection = self._inline_connection()
                 self._deadline = time.perf_counter() + _INLINE_SECONDS
@@ -98,12 +109,20 @@ class SQLiteReader(Reader):
                 finally:
                     self._deadline = math.inf
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode not in _MOVE_TO_THREAD:
+                if error.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+                    self._remember_slow(plan)
+                elif error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                     self._drop_inline()  # the worker thread's attempt reports the error
             except OperationalError:
                 pass  # could not open a connection: neither will the worker thread
             self.moved_to_thread += 1
+        self.sent_to_thread += 1
         return await anyio.to_thread.run_sync(self._fetch, reads)
+
+    def _remember_slow(self, plan: Hashable) -> None:
+        self._slow[plan] = None
+        if len(self._slow) > _SLOW_PLANS:
+            self._slow.popitem(last=False)
 
     def _inline_connection(self) -> sqlite3.Connection:
         if self._inline is None:
@@ -140,10 +159,6 @@ class SQLiteReader(Reader):
         # Invalidated rather than returned: the pool must not hand out a connection that
         # carries the event loop's deadline and no busy timeout.
         self._drop_inline()
-
-
-# An interrupted plan outran its deadline; a busy one met a lock it may not wait for.
-_MOVE_TO_THREAD: Final = frozenset({sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY})
 
 
 def _fetch_all(connection: sqlite3.Connection, reads: Sequence[Read]) -> list[Rows]:
