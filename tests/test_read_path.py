@@ -146,6 +146,25 @@ async def test_sqlite_sends_a_plan_that_outran_its_deadline_straight_to_a_thread
         database.dispose()
 
 
+async def test_sqlite_counts_the_deadline_in_cpu_time_not_the_clock(tmp_path) -> None:
+    """A short read whose thread the system preempts has outrun nothing: it stays on the event
+    loop, and is not remembered as slow. Sleeping inside the read stands in for preemption."""
+    database = Database(f"sqlite:///{tmp_path / 'eras.db'}")
+    reader: Any = database.reader
+    try:
+        assert await reader.fetch([_read("SELECT 1")]) == [[(1,)]]
+        reader._inline.driver_connection.create_function("pause", 0, lambda: time.sleep(0.01))
+        paused = _read(
+            "SELECT pause(), (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n"
+            " WHERE x < 1000) SELECT count(*) FROM n)"
+        )
+        assert await reader.fetch([paused]) == [[(None, 1000)]]
+        assert (reader.moved_to_thread, reader.sent_to_thread) == (0, 0)
+    finally:
+        await database.reader.aclose()
+        database.dispose()
+
+
 # Rows of several types, in a stated order.
 TYPED = {
     "postgresql": (

@@ -57,8 +57,9 @@ _WRITE_OPTION: Final = "eras_write"
 _READ_DIALECT: Final = sqlite.pysqlite.dialect(paramstyle="named")
 
 
-# How long a plan may run on the event loop before it is moved to a worker thread: the
-# longest any other request of the worker waits for it.
+# How much CPU a plan may use on the event loop before it is moved to a worker thread: the
+# longest any other request of the worker waits for it. CPU time, not the clock: a short read
+# whose thread the system preempted has not outrun anything, and must not be remembered as slow.
 _INLINE_SECONDS: Final = 0.001
 # Plans remembered as too long for the event loop, the least recently asked for forgotten first.
 _SLOW_PLANS: Final = 1024
@@ -103,7 +104,7 @@ class SQLiteReader(Reader):
         elif self._inline_thread in (None, threading.get_ident()):
             try:
                 connection = self._inline_connection()
-                self._deadline = time.perf_counter() + _INLINE_SECONDS
+                self._deadline = time.thread_time() + _INLINE_SECONDS
                 try:
                     return _fetch_all(connection, reads)
                 finally:
@@ -136,7 +137,7 @@ class SQLiteReader(Reader):
         return inline
 
     def _past_deadline(self) -> bool:
-        return time.perf_counter() > self._deadline
+        return time.thread_time() > self._deadline
 
     def _drop_inline(self) -> None:
         pooled, self._inline = self._inline, None
