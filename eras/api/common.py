@@ -13,7 +13,7 @@ since ``project_id=1&project_id=2`` would otherwise count only one of the projec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote_plus
@@ -91,13 +91,12 @@ def query_pairs(query_string: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-def query_values(request: Request, parameters: Sequence[QueryParameter]) -> dict[str, str]:
-    """The values of ``parameters`` given, each at most once; other parameters are ignored."""
+def _given_once(request: Request, allowed: Collection[str]) -> dict[str, str]:
+    """The values of the ``allowed`` parameters given, each at most once; others are ignored."""
     values: dict[str, str] = {}
     query_string = request.scope.get("query_string")
     if not query_string:
         return values
-    allowed = [parameter.name for parameter in parameters]
     for name, value in query_pairs(query_string):
         if name not in allowed:
             continue
@@ -105,6 +104,11 @@ def query_values(request: Request, parameters: Sequence[QueryParameter]) -> dict
             raise _repeated(name)
         values[name] = value
     return values
+
+
+def query_values(request: Request, parameters: Sequence[QueryParameter]) -> dict[str, str]:
+    """The values of ``parameters`` given, each at most once; other parameters are ignored."""
+    return _given_once(request, [parameter.name for parameter in parameters])
 
 
 def count_parameters(values: dict[str, str]) -> RawCountParams:
@@ -121,16 +125,8 @@ async def reject_repeated_parameters(request: Request) -> None:
     """For routes whose parameters FastAPI declares: one of them given twice is a 400 (FastAPI
     would take the last); parameters the route does not declare are ignored."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.scope.get("query_string"):
-        return
-    allowed = _query_parameters(route.dependant)
-    seen: set[str] = set()
-    for name, _value in request.query_params.multi_items():
-        if name not in allowed:
-            continue
-        if name in seen:
-            raise _repeated(name)
-        seen.add(name)
+    if isinstance(route, APIRoute) and request.scope.get("query_string"):
+        _given_once(request, _query_parameters(route.dependant))
 
 
 def _query_parameters(dependant: Dependant) -> set[str]:
