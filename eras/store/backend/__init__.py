@@ -199,7 +199,7 @@ def backend_for(url: str, *, sqlite_busy_timeout_ms: int = 60_000, bulk: bool = 
     if kind == "sqlite":
         from eras.store.backend.sqlite import SQLiteBackend
 
-        return SQLiteBackend(busy_timeout_ms=sqlite_busy_timeout_ms, bulk=bulk)
+        return SQLiteBackend(url, busy_timeout_ms=sqlite_busy_timeout_ms, bulk=bulk)
     if kind == "postgresql":
         from eras.store.backend.postgresql import PostgresBackend
 
