@@ -9,7 +9,8 @@ is nothing of this on its side to test.
 - A process forked from one that has used the queue queues apart from its parent.
 - The pages a write adds to the log are copied into the database file after the write, with no
   reader or other writer to do it (SQLite by default copies them inside the commit that takes
-  the log past 1,000 pages, so a small write would leave them in the log).
+  the log past 1,000 pages, so a small write would leave them in the log); a database removed
+  meanwhile is not created again by the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from eras.store.backend.sqlite import WritersQueue
+from eras.store.backend.sqlite import Checkpointer, WritersQueue
 from eras.store.database import Database
 from eras.store.migrate import migrate
 from tests.conftest import client_for, make_settings
@@ -139,3 +140,14 @@ async def test_a_write_is_copied_from_the_log_after_it_commits(database_path: Pa
         assert uncopied == 0
         response = await client.get("/classifications")
         assert response.json() == {"total_count": 50}
+
+
+def test_a_checkpoint_does_not_create_a_removed_database(tmp_path: Path) -> None:
+    path = tmp_path / "removed.db"
+    checkpointer = Checkpointer(str(path), WritersQueue(f"{path}-writers"))
+    checkpointer.after_write()
+    deadline = time.monotonic() + 30
+    while checkpointer.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not checkpointer.running
+    assert not path.exists()

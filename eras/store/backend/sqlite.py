@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, Final
+from urllib.request import pathname2url
 
 import anyio.to_thread
 from sqlalchemy import (
@@ -259,7 +260,7 @@ class WritersQueue:
             if self._descriptor is None or self._opened_by != os.getpid():
                 # A descriptor inherited across fork refers to the parent's open file, and so
                 # to the parent's lock: the child opens its own.
-                self._descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+                self._descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
                 self._opened_by = os.getpid()
             fcntl.flock(self._descriptor, fcntl.LOCK_EX)
             try:
@@ -289,11 +290,16 @@ class Checkpointer:
     """
 
     def __init__(self, path: str, writers: WritersQueue) -> None:
-        self._path = path
+        self._uri = f"file:{pathname2url(os.path.abspath(path))}?mode=rw"
         self._writers = writers
         self._state = threading.Lock()
         self._running = False
         self._again = False
+
+    @property
+    def running(self) -> bool:
+        with self._state:
+            return self._running
 
     def after_write(self) -> None:
         with self._state:
@@ -306,8 +312,9 @@ class Checkpointer:
     def _run(self) -> None:
         while True:
             try:
-                # timeout 0: another process's checkpoint or a lock held means skip, not wait.
-                connection = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+                # timeout 0: another process's checkpoint or a lock held means skip, not wait;
+                # mode=rw: a database removed meanwhile is not created again, empty.
+                connection = sqlite3.connect(self._uri, uri=True, timeout=0, isolation_level=None)
                 try:
                     _busy, frames, _copied = connection.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
