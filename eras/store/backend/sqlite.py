@@ -234,8 +234,8 @@ class WritersQueue:
     on the moment the last one finishes.
 
     SQLite's own lock is not a queue: a writer that finds the database locked sleeps in its
-    busy handler for 1, 2, 5, 10, ... up to 100 ms between tries, so with two server workers
-    the write lock stood free for much of the time while the other worker slept. Threads of
+    busy handler for 1, 2, 5, 10, ... up to 100 ms between tries, so the lock can stand free
+    while the next writer sleeps, and who comes next is left to chance. Threads of
     this process queue on a mutex, processes on an ``flock`` of a file beside the database,
     which the kernel grants to the next waiter as soon as it is released (and releases when a
     process dies). It only orders the writers that take it: the write transaction still takes
@@ -275,11 +275,12 @@ class Checkpointer:
 
     By default SQLite checkpoints inside the commit that takes the log past 1,000 pages: the
     writer, holding the only write lock, copies pages to their places all over the file and
-    syncs it. Measured on a server's stream of batches of 500 events, that was 60% of the write
-    transaction. Here a writer's connections checkpoint only as a backstop (a log of
-    :data:`_BACKSTOP_PAGES`), and after each write this runs a passive checkpoint, which never
-    waits for a writer or a reader and copies what it can; one at a time per process, and when
-    writes come faster than that, once more after the running one.
+    syncs it. Measured with one writer storing the benchmark's stream batches of 500 events
+    into 2M events' worth of data, that was 60% of the write transaction. Here a writer's
+    connections checkpoint only as a backstop (a log of :data:`_BACKSTOP_PAGES`), and after
+    each write this runs a passive checkpoint, which never waits for a writer or a reader and
+    copies what it can; one at a time per process, and when writes come faster than that, once
+    more after the running one.
 
     A writer begins the log again from the start only if every page of it has been copied when
     it starts; writers queued back to back never find it so, and the log grows. Once it passes
