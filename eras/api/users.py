@@ -61,7 +61,7 @@ def user_stats_body(stats: UserStats, params: UserStatsParams) -> dict[str, Any]
         recents = params.order_by is ContributionOrder.RECENTS
         body["project_contributions"] = [
             {"project_id": item.project_id, "count": item.count}
-            | ({"last_contributed_at": format_instant(item.last_at)} if recents else {})
+            | ({"last_contributed_at": format_instant(item.latest())} if recents else {})
             for item in stats.project_contributions
         ]
     if totals.buckets is not None:

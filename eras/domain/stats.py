@@ -28,7 +28,14 @@ class ProjectContribution(msgspec.Struct, frozen=True, gc=False):
     project_id: int
     count: int
     session_ms: int
-    last_at: datetime  # the latest classification of the range, UTC, to the millisecond
+    # The latest classification of the range, UTC, to the millisecond: read only for the
+    # recents order, the one answer that shows it or orders by it.
+    last_at: datetime | None = None
+
+    def latest(self) -> datetime:
+        if self.last_at is None:
+            raise ValueError(f"project {self.project_id}: its latest time was not read")
+        return self.last_at
 
 
 def to_millisecond(moment: datetime) -> datetime:
@@ -47,7 +54,7 @@ def order_contributions(
     ranked = sorted(contributions, key=lambda item: (-item.count, item.project_id))
     if order is ContributionOrder.RECENTS:
         # Stable, also in reverse: equal times keep the count order.
-        ranked.sort(key=lambda item: item.last_at, reverse=True)
+        ranked.sort(key=ProjectContribution.latest, reverse=True)
     return ranked
 
 
