@@ -10,6 +10,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import msgspec
 from sqlalchemy import (
     BigInteger,
     Select,
@@ -208,9 +209,9 @@ def _build(reading: Reading, backend: Backend) -> Select[Any]:
     return select(bucket, *measures).group_by(bucket).order_by(bucket)
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    """The sums of one value of the grouping dimension."""
+class Group(msgspec.Struct, frozen=True, gc=False):
+    """The sums of one value of the grouping dimension (a Struct: an answer makes one per
+    project or member, and a frozen dataclass is several times slower to make)."""
 
     id: int
     count: int
