@@ -260,7 +260,18 @@ class WritersQueue:
             if self._descriptor is None or self._opened_by != os.getpid():
                 # A descriptor inherited across fork refers to the parent's open file, and so
                 # to the parent's lock: the child opens its own.
-                self._descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                try:
+                    self._descriptor = os.open(
+                        self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666
+                    )
+                except OSError as error:
+                    # A directory that is missing or not writable: the database itself is out
+                    # of reach or read-only, which the transaction reports in its own words
+                    # (503 for a database that cannot be opened); until then writers wait in
+                    # SQLite's busy handler, as without the queue.
+                    log.debug("writers' queue unavailable: %s", error)
+                    yield
+                    return
                 self._opened_by = os.getpid()
             fcntl.flock(self._descriptor, fcntl.LOCK_EX)
             try:
