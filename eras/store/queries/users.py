@@ -25,19 +25,12 @@ def project_contributions(
     list costs in Python, and only the recents order uses it)."""
 
     def answer(found: list[Group]) -> list[ProjectContribution]:
-        if not times:
-            return [
-                ProjectContribution(
-                    project_id=group.id, count=group.count, session_ms=group.session_ms
-                )
-                for group in found
-            ]
         return [
             ProjectContribution(
                 project_id=group.id,
                 count=group.count,
                 session_ms=group.session_ms,
-                last_at=to_millisecond(_latest(group.last_at)),
+                last_at=to_millisecond(_latest(group.last_at)) if times else None,
             )
             for group in found
         ]
