@@ -29,19 +29,23 @@ queue instead of deadlocking. Nothing is issued per row.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Connection,
     DateTime,
     Dialect,
+    Executable,
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -85,8 +89,6 @@ from eras.store.staging import (
 )
 
 _WRITTEN_IN = "eras_batch_transaction"
-# SQLAlchemy reports the rows an INSERT wrote only when asked to.
-_COUNTED: Final = {"preserve_rowcount": True}
 _CLASSIFICATION_KEY = ("classification_id", "event_time")
 _MEMBERSHIP_KEY = ("classification_id", "event_time", "user_group_id")
 _COMMENT_KEY = ("comment_id", "event_time")
@@ -161,6 +163,57 @@ def _comment_row(record: Comment) -> tuple[Any, ...]:
 
 
 # --- the steps ---------------------------------------------------------------------------
+#
+# Every statement below is made once per backend and shape (the builders are cached) and run
+# through Backend.execute_compiled, which compiles it once: the statements hold no values of a
+# batch but the batch's time, bound as ``now`` (_now).
+
+
+def _now(backend: Backend, now: datetime) -> dict[str, Any]:
+    return {"now": backend.time_value(now)}
+
+
+class _Counted(enum.Enum):
+    """Which rows of a source a contribution counts."""
+
+    EVERY = "every row"  # every staged row was inserted
+    NEW = "rows marked NEW"
+    ARRIVED = "rows marked NEW or NEWER"
+    # The stored classifications that the staged NEWER versions replace.
+    REPLACED = "replaced versions"
+    # The stored group rows of those, where the new version brings group rows of its own.
+    REPLACED_GROUPS = "replaced versions' group rows"
+
+
+def _counted(source: Table, which: _Counted) -> list[ColumnElement[bool]]:
+    stage, key = stage_classifications, _CLASSIFICATION_KEY
+    if which is _Counted.EVERY:
+        return [true()]
+    if which is _Counted.NEW:
+        return [source.c.state == State.NEW]
+    if which is _Counted.ARRIVED:
+        return [source.c.state != State.DUPLICATE]
+    if which is _Counted.REPLACED:
+        return [*_same_key(source, stage, key), stage.c.state == State.NEWER]
+    return [*_same_key(source, stage, key), stage.c.state == State.NEWER, stage.c.own_groups]
+
+
+@dataclass(frozen=True, slots=True)
+class _NewRows:
+    """What step 2 inserts into a raw table from its staging table."""
+
+    rows: Select[Any]  # in key order
+    columns: tuple[str, ...]
+
+
+@cache
+def _new_rows(stage: Table, target: Table, key: tuple[str, ...]) -> _NewRows:
+    names = [name for name in staging.staged_columns(stage) if name in target.c]
+    stamp = bindparam("now", type_=DateTime)
+    rows = select(
+        *(stage.c[name] for name in names), stamp.label("created_at"), stamp.label("updated_at")
+    ).order_by(*(stage.c[name] for name in key))
+    return _NewRows(rows, (*names, "created_at", "updated_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +221,7 @@ class _Inserted:
     rows: int
     # Which staged rows were just inserted: every one of them when none was stored already
     # (then the backend may leave them unmarked), else those marked NEW.
-    condition: ColumnElement[bool]
+    counted: _Counted
 
 
 def _insert_new(
@@ -176,53 +229,53 @@ def _insert_new(
     backend: Backend,
     stage: Table,
     target: Table,
-    key: Sequence[str],
+    key: tuple[str, ...],
     staged: int,
     now: datetime,
 ) -> _Inserted:
     """Step 2 for one raw table: the staged rows whose key is not stored yet."""
-    names = [name for name in staging.staged_columns(stage) if name in target.c]
-    stamp = literal(now, DateTime)
-    rows = select(
-        *(stage.c[name] for name in names), stamp.label("created_at"), stamp.label("updated_at")
-    ).order_by(*(stage.c[name] for name in key))
+    new = _new_rows(stage, target, key)
     inserted = backend.insert_new(
         connection,
         stage=stage,
         target=target,
         key=key,
-        rows=rows,
-        columns=[*names, "created_at", "updated_at"],
+        rows=new.rows,
+        columns=new.columns,
         staged=staged,
+        values=_now(backend, now),
     )
-    return _Inserted(inserted, true() if inserted == staged else stage.c.state == State.NEW)
+    return _Inserted(inserted, _Counted.EVERY if inserted == staged else _Counted.NEW)
+
+
+@cache
+def _contribution(
+    backend: Backend, deltas: Table, source: Table, sign: int, which: _Counted
+) -> Executable:
+    dimensions = [name for name in _DIMENSIONS if name in deltas.c]
+    keys = [*(source.c[name] for name in dimensions), backend.day_of(source.c.event_time)]
+    factor = literal(sign, BigInteger)
+    measures: list[ColumnElement[Any]] = [factor * func.count()]
+    columns = [*dimensions, "day", "count"]
+    if "session_ms" in deltas.c:
+        measures.append(factor * func.sum(backend.session_ms_of(source.c.session_time)))
+        measures.extend((func.min(source.c.event_time), func.max(source.c.event_time)))
+        columns.extend(("session_ms", "first_at", "last_at"))
+    rows = select(*keys, *measures).where(*_counted(source, which)).group_by(*keys)
+    return deltas.insert().from_select(columns, rows)
 
 
 def _contribute(
     connection: Connection,
     backend: Backend,
     deltas: Table,
-    source: Any,
+    source: Table,
     sign: int,
-    *conditions: ColumnElement[bool],
+    which: _Counted,
 ) -> int:
-    """Add what the rows of ``source`` that match count for to ``deltas``, summed per key and
-    day, with ``sign`` +1 for rows that arrive and -1 for rows that leave."""
-    dimensions = [name for name in _DIMENSIONS if name in deltas.c]
-    keys = [*(source.c[name] for name in dimensions), backend.day_of(source.c.event_time)]
-    measures: list[ColumnElement[Any]] = [literal(sign, BigInteger) * func.count()]
-    columns = [*dimensions, "day", "count"]
-    if "session_ms" in deltas.c:
-        measures.append(
-            literal(sign, BigInteger) * func.sum(backend.session_ms_of(source.c.session_time))
-        )
-        measures.extend((func.min(source.c.event_time), func.max(source.c.event_time)))
-        columns.extend(("session_ms", "first_at", "last_at"))
-    rows = select(*keys, *measures).where(*(conditions or (true(),))).group_by(*keys)
-    inserted = connection.execute(
-        deltas.insert().from_select(columns, rows), execution_options=_COUNTED
-    )
-    return int(inserted.rowcount)
+    """Add what the rows of ``source`` that ``which`` names count for to ``deltas``, summed per
+    key and day, with ``sign`` +1 for rows that arrive and -1 for rows that leave."""
+    return backend.execute_compiled(connection, _contribution(backend, deltas, source, sign, which))
 
 
 @dataclass(slots=True)
@@ -237,6 +290,30 @@ class _Changes:
             self.sources.add(source)
 
 
+@cache
+def _stored_duplicates() -> Select[Any]:
+    """The stored versions of the staged classifications not inserted, in key order."""
+    stage, stored, key = stage_classifications, classification_events, _CLASSIFICATION_KEY
+    return (
+        select(stored.c.classification_id)
+        .where(*_same_key(stored, stage, key), stage.c.state == State.DUPLICATE)
+        .order_by(*(stored.c[name] for name in key))
+    )
+
+
+@cache
+def _mark_newer() -> Executable:
+    stage, stored, key = stage_classifications, classification_events, _CLASSIFICATION_KEY
+    later = replaces(stage.c.classification_updated_at, stored.c.classification_updated_at)
+    return (
+        update(stage)
+        .where(
+            stage.c.state == State.DUPLICATE, exists().where(*_same_key(stored, stage, key), later)
+        )
+        .values(state=State.NEWER)
+    )
+
+
 def _write_classifications(
     connection: Connection,
     backend: Backend,
@@ -245,27 +322,14 @@ def _write_classifications(
     now: datetime,
 ) -> IngestSummary:
     stage, stored = stage_classifications, classification_events
-    key = _CLASSIFICATION_KEY
-    inserted = _insert_new(connection, backend, stage, stored, key, staged, now)
-    arrived = inserted.condition
+    inserted = _insert_new(connection, backend, stage, stored, _CLASSIFICATION_KEY, staged, now)
+    arrived = inserted.counted
     newer = 0
     if inserted.rows < staged:
         # Step 3. Every staged row is marked now: NEW, NEWER or a DUPLICATE.
-        arrived = stage.c.state != State.DUPLICATE
-        duplicate = stage.c.state == State.DUPLICATE
-        backend.lock_stored(
-            connection,
-            select(stored.c.classification_id)
-            .where(*_same_key(stored, stage, key), duplicate)
-            .order_by(*(stored.c[name] for name in key)),
-            of=stored,
-        )
-        later = replaces(stage.c.classification_updated_at, stored.c.classification_updated_at)
-        newer = connection.execute(
-            update(stage)
-            .where(duplicate, exists().where(*_same_key(stored, stage, key), later))
-            .values(state=State.NEWER)
-        ).rowcount
+        arrived = _Counted.ARRIVED
+        backend.lock_stored(connection, _stored_duplicates(), of=stored)
+        newer = backend.execute_compiled(connection, _mark_newer())
     if newer:
         _replace(connection, backend, changes, now)
     if inserted.rows or newer:
@@ -276,42 +340,45 @@ def _write_classifications(
     )
 
 
+@cache
+def _delete_replaced_groups() -> Executable:
+    stage, groups = stage_classifications, classification_user_groups
+    replaced_keys = select(stage.c.classification_id, stage.c.event_time).where(
+        stage.c.state == State.NEWER, stage.c.own_groups
+    )
+    return delete(groups).where(
+        tuple_(groups.c.classification_id, groups.c.event_time).in_(replaced_keys)
+    )
+
+
+@cache
+def _overwrite_replaced() -> Executable:
+    stage, stored = stage_classifications, classification_events
+    values: dict[str, Any] = {name: stage.c[name] for name in REPLACEABLE_CLASSIFICATION_COLUMNS}
+    values["updated_at"] = bindparam("now", type_=DateTime)
+    return (
+        update(stored)
+        .where(*_same_key(stored, stage, _CLASSIFICATION_KEY), stage.c.state == State.NEWER)
+        .values(values)
+    )
+
+
 def _replace(connection: Connection, backend: Backend, changes: _Changes, now: datetime) -> None:
     """Step 4 for the stored versions staged NEWER ones replace: withdraw what they counted
     for, and overwrite them."""
-    stage, stored, groups = stage_classifications, classification_events, classification_user_groups
-    key = _CLASSIFICATION_KEY
-    is_newer = stage.c.state == State.NEWER
+    stored, groups = classification_events, classification_user_groups
     changes.withdrawn = True
     withdrawn = _contribute(
-        connection,
-        backend,
-        classification_deltas,
-        stored,
-        -1,
-        *_same_key(stored, stage, key),
-        is_newer,
+        connection, backend, classification_deltas, stored, -1, _Counted.REPLACED
     )
     changes.note(Source.CLASSIFICATIONS, withdrawn)
     # A classification that brings its own group rows replaces the stored ones with them.
-    replaced = and_(is_newer, stage.c.own_groups)
     changes.note(
         Source.MEMBERSHIPS,
-        _contribute(
-            connection, backend, group_deltas, groups, -1, *_same_key(groups, stage, key), replaced
-        ),
+        _contribute(connection, backend, group_deltas, groups, -1, _Counted.REPLACED_GROUPS),
     )
-    replaced_keys = select(stage.c.classification_id, stage.c.event_time).where(replaced)
-    connection.execute(
-        delete(groups).where(
-            tuple_(groups.c.classification_id, groups.c.event_time).in_(replaced_keys)
-        )
-    )
-    values: dict[str, Any] = {name: stage.c[name] for name in REPLACEABLE_CLASSIFICATION_COLUMNS}
-    values["updated_at"] = literal(now, DateTime)
-    connection.execute(
-        update(stored).where(*_same_key(stored, stage, key), is_newer).values(values)
-    )
+    backend.execute_compiled(connection, _delete_replaced_groups())
+    backend.execute_compiled(connection, _overwrite_replaced(), _now(backend, now))
 
 
 def _write_memberships(
@@ -329,20 +396,19 @@ def _write_memberships(
     if inserted.rows:
         changes.note(
             Source.MEMBERSHIPS,
-            _contribute(connection, backend, group_deltas, stage, 1, inserted.condition),
+            _contribute(connection, backend, group_deltas, stage, 1, inserted.counted),
         )
     return inserted.rows
 
 
-def _drop_groups_of_duplicates(connection: Connection) -> None:
+@cache
+def _drop_groups_of_duplicates() -> Executable:
     """Only classifications inserted or replaced bring their group rows."""
     duplicates = select(
         stage_classifications.c.classification_id, stage_classifications.c.event_time
     ).where(stage_classifications.c.state == State.DUPLICATE)
-    connection.execute(
-        delete(stage_groups).where(
-            tuple_(stage_groups.c.classification_id, stage_groups.c.event_time).in_(duplicates)
-        )
+    return delete(stage_groups).where(
+        tuple_(stage_groups.c.classification_id, stage_groups.c.event_time).in_(duplicates)
     )
 
 
@@ -494,7 +560,7 @@ def write_batch(
         summary += written
         if batch.derived:
             if written.duplicates:
-                _drop_groups_of_duplicates(connection)
+                backend.execute_compiled(connection, _drop_groups_of_duplicates())
             _write_memberships(connection, backend, stage_groups, batch.derived, changes, now)
     if batch.memberships:
         inserted = _write_memberships(
@@ -506,9 +572,7 @@ def write_batch(
             connection, backend, stage_comments, comment_events, _COMMENT_KEY, batch.comments, now
         )
         if new.rows:
-            added = _contribute(
-                connection, backend, comment_deltas, stage_comments, 1, new.condition
-            )
+            added = _contribute(connection, backend, comment_deltas, stage_comments, 1, new.counted)
             changes.note(Source.COMMENTS, added)
         summary += IngestSummary(inserted=new.rows, duplicates=batch.comments - new.rows)
     _apply(connection, backend, changes)

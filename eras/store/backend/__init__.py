@@ -9,20 +9,36 @@ place that picks a backend, from the URL.
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Select, Table
+from sqlalchemy import Connection, Engine, Executable, Select, Table
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from eras.domain.query import Period
 from eras.store.reads import Reader, Shape
+
+# SQLAlchemy reports the rows an INSERT wrote only when asked to.
+_COUNTED: Final = {"preserve_rowcount": True}
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverSQL:
+    sql: str
+    defaults: Mapping[str, Any]  # the values the statement binds itself, in the driver's form
+
+
+def _driver_value(value: Any) -> Any:
+    # State and the like: a driver may write an enum by its name.
+    return int(value) if isinstance(value, enum.IntEnum) else value
 
 
 class Backend(ABC):
@@ -101,6 +117,42 @@ class Backend(ABC):
     def read_dialect(self) -> Dialect:
         """The dialect a read is compiled with, in the parameter style its reader binds."""
 
+    @abstractmethod
+    def write_dialect(self, connection: Connection) -> Dialect:
+        """The dialect :meth:`execute_compiled` compiles with: ``connection``'s own, in a
+        parameter style by name, which its driver binds from a dict."""
+
+    def execute_compiled(
+        self,
+        connection: Connection,
+        statement: Executable,
+        values: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Run ``statement`` as SQL text compiled on its first run, and return the rows it
+        changed. ``values`` bind its parameters that have no value, in the driver's form.
+
+        For the write path's statements, which are made once and kept (see
+        :mod:`eras.store.write`): a batch runs some fifteen of them, and building each and
+        having SQLAlchemy find its compiled form again cost more than many of them take to
+        run. Only a kept statement belongs here, since the compiled text is kept for it.
+        """
+        compiled = _COMPILED_WRITES.get((self, statement))
+        if compiled is None:
+            assert isinstance(statement, ClauseElement)
+            made = statement.compile(dialect=self.write_dialect(connection))
+            compiled = _DriverSQL(
+                sql=str(made),
+                defaults={
+                    name: _driver_value(value)
+                    for name, value in made.params.items()
+                    if value is not None
+                },
+            )
+            _COMPILED_WRITES[(self, statement)] = compiled
+        parameters = {**compiled.defaults, **values} if values else compiled.defaults
+        result = connection.exec_driver_sql(compiled.sql, parameters, execution_options=_COUNTED)
+        return int(result.rowcount)
+
     def compile_read(self, statement: Select[Any]) -> Shape:
         """``statement`` compiled once, to be run with its values by the reader."""
         compiled = statement.compile(dialect=self.read_dialect)
@@ -158,20 +210,22 @@ class Backend(ABC):
         *,
         stage: Table,
         target: Table,
-        key: Sequence[str],
+        key: tuple[str, ...],
         rows: Select[Any],
-        columns: Sequence[str],
+        columns: tuple[str, ...],
         staged: int,
+        values: Mapping[str, Any],
     ) -> int:
-        """Insert ``rows`` (a SELECT of ``columns`` over ``stage``, in key order) whose key is
-        not in ``target`` yet, and return how many. Unless that is every one of the ``staged``
-        rows, exactly the staged rows this inserted are marked ``State.NEW``, even when a
-        concurrent writer inserts the same keys."""
+        """Insert ``rows`` (a SELECT of ``columns`` over ``stage``, in key order, binding
+        ``values``) whose key is not in ``target`` yet, and return how many. Unless that is
+        every one of the ``staged`` rows, exactly the staged rows this inserted are marked
+        ``State.NEW``, even when a concurrent writer inserts the same keys. ``rows`` is made
+        once and kept, like every statement :meth:`execute_compiled` runs."""
 
     @abstractmethod
     def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:
-        """Lock the rows of ``of`` that ``rows`` selects, in its order, until the transaction
-        ends."""
+        """Lock the rows of ``of`` that ``rows`` (made once and kept) selects, in its order,
+        until the transaction ends."""
 
     @abstractmethod
     def analyze(self, connection: Connection, tables: Sequence[Table]) -> None:
@@ -180,6 +234,9 @@ class Backend(ABC):
     @abstractmethod
     def estimated_rows(self, connection: Connection, tables: Sequence[Table]) -> int:
         """About how many rows ``tables`` hold together, without counting them."""
+
+
+_COMPILED_WRITES: dict[tuple[Backend, Executable], _DriverSQL] = {}
 
 
 def driver_url(url: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Final
 
 import asyncpg
@@ -25,12 +26,14 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Insert,
     Integer,
     MetaData,
     Select,
     SmallInteger,
     String,
     Table,
+    Update,
     and_,
     any_,
     bindparam,
@@ -242,6 +245,39 @@ class PostgresReader(Reader):
             await connection.close()
 
 
+@cache
+def _insert_returning_keys(
+    stage: Table, target: Table, key: tuple[str, ...], rows: Select[Any], columns: tuple[str, ...]
+) -> Insert:
+    # The keys RETURNING gives back are the rows this statement inserted: a row another
+    # transaction inserted first, even concurrently, is a conflict and is not among them.
+    # They go into a narrow table of their own; marking the wide staged rows costs more,
+    # and is only needed when some were stored already.
+    inserted = (
+        postgresql.insert(target)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing()
+        .returning(*(target.c[name] for name in key))
+        .cte("inserted")
+    )
+    return _NEW_KEYS[stage.name].insert().from_select(list(key), select(inserted))
+
+
+@cache
+def _mark_inserted(stage: Table, key: tuple[str, ...]) -> Update:
+    new_keys = _NEW_KEYS[stage.name]
+    return (
+        update(stage)
+        .where(*(stage.c[name] == new_keys.c[name] for name in key))
+        .values(state=State.NEW)
+    )
+
+
+@cache
+def _locked(rows: Select[Any], of: Table) -> Select[Any]:
+    return select(func.count()).select_from(rows.with_for_update(of=of).subquery())
+
+
 class PostgresBackend(Backend):
     name = "postgresql"
 
@@ -287,6 +323,9 @@ class PostgresBackend(Backend):
     @property
     def read_dialect(self) -> Dialect:
         return _READ_DIALECT
+
+    def write_dialect(self, connection: Connection) -> Dialect:
+        return connection.dialect  # psycopg's: %(name)s
 
     def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
         # A prepared statement's generic plan guesses that a range of months is narrow, and
@@ -400,38 +439,21 @@ class PostgresBackend(Backend):
         *,
         stage: Table,
         target: Table,
-        key: Sequence[str],
+        key: tuple[str, ...],
         rows: Select[Any],
-        columns: Sequence[str],
+        columns: tuple[str, ...],
         staged: int,
+        values: Mapping[str, Any],
     ) -> int:
-        # The keys RETURNING gives back are the rows this statement inserted: a row another
-        # transaction inserted first, even concurrently, is a conflict and is not among them.
-        # They go into a narrow table of their own; marking the wide staged rows costs more,
-        # and is only needed when some were stored already.
-        new_keys = _NEW_KEYS[stage.name]
-        inserted = (
-            postgresql.insert(target)
-            .from_select(columns, rows)
-            .on_conflict_do_nothing()
-            .returning(*(target.c[name] for name in key))
-            .cte("inserted")
+        count = self.execute_compiled(
+            connection, _insert_returning_keys(stage, target, key, rows, columns), values
         )
-        count = connection.execute(
-            new_keys.insert().from_select(list(key), select(inserted)),
-            execution_options={"preserve_rowcount": True},
-        ).rowcount
         if count < staged:
-            connection.execute(
-                update(stage)
-                .where(*(stage.c[name] == new_keys.c[name] for name in key))
-                .values(state=State.NEW)
-            )
-        return int(count)
+            self.execute_compiled(connection, _mark_inserted(stage, key))
+        return count
 
     def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:
-        locked = rows.with_for_update(of=of)
-        connection.execute(select(func.count()).select_from(locked.subquery()))
+        self.execute_compiled(connection, _locked(rows, of))
 
     def analyze(self, connection: Connection, tables: Sequence[Table]) -> None:
         driver = connection.connection.driver_connection

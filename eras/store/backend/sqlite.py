@@ -11,9 +11,10 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Final
 from urllib.request import pathname2url
 
@@ -23,10 +24,13 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Delete,
     Engine,
+    Insert,
     Integer,
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -349,6 +353,24 @@ class Checkpointer:
                 self._again = False
 
 
+@cache
+def _emptied(table: Table) -> Delete:
+    return delete(table)
+
+
+@cache
+def _mark_absent(stage: Table, target: Table, key: tuple[str, ...]) -> Update:
+    stored = exists().where(*(target.c[name] == stage.c[name] for name in key))
+    return update(stage).where(~stored).values(state=State.NEW)
+
+
+@cache
+def _insert_marked(
+    stage: Table, target: Table, rows: Select[Any], columns: tuple[str, ...]
+) -> Insert:
+    return target.insert().from_select(columns, rows.where(stage.c.state == State.NEW))
+
+
 class SQLiteBackend(Backend):
     name = "sqlite"
 
@@ -419,6 +441,10 @@ class SQLiteBackend(Backend):
 
     @property
     def read_dialect(self) -> Dialect:
+        return _READ_DIALECT
+
+    def write_dialect(self, connection: Connection) -> Dialect:
+        # The engine's own binds by position; the driver binds :name from a dict just as well.
         return _READ_DIALECT
 
     def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
@@ -544,7 +570,7 @@ class SQLiteBackend(Backend):
 
     def release_staging(self, connection: Connection, tables: Sequence[Table]) -> None:
         for table in tables:
-            connection.execute(delete(table))
+            self.execute_compiled(connection, _emptied(table))
 
     def insert_new(
         self,
@@ -552,20 +578,18 @@ class SQLiteBackend(Backend):
         *,
         stage: Table,
         target: Table,
-        key: Sequence[str],
+        key: tuple[str, ...],
         rows: Select[Any],
-        columns: Sequence[str],
+        columns: tuple[str, ...],
         staged: int,
+        values: Mapping[str, Any],
     ) -> int:
         # One writer at a time, and this transaction holds the write lock: the keys absent
         # now are still absent when the INSERT runs.
-        stored = exists().where(*(target.c[name] == stage.c[name] for name in key))
-        marked = connection.execute(update(stage).where(~stored).values(state=State.NEW))
-        if marked.rowcount:
-            connection.execute(
-                target.insert().from_select(columns, rows.where(stage.c.state == State.NEW))
-            )
-        return int(marked.rowcount)
+        marked = self.execute_compiled(connection, _mark_absent(stage, target, key))
+        if marked:
+            self.execute_compiled(connection, _insert_marked(stage, target, rows, columns), values)
+        return marked
 
     def lock_stored(self, connection: Connection, rows: Select[Any], *, of: Table) -> None:
         pass  # the write transaction already excludes every other writer
