@@ -11,12 +11,15 @@ is nothing of this on its side to test.
   reader or other writer to do it (SQLite by default copies them inside the commit that takes
   the log past 1,000 pages, so a small write would leave them in the log); a database removed
   meanwhile is not created again by the checkpoint.
+- A long log is begun again (``RESTART``, in the writers' queue) once, not again before a
+  writer has begun it anew.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from eras.store.backend import sqlite as sqlite_backend
 from eras.store.backend.sqlite import Checkpointer, WritersQueue
 from eras.store.database import Database
 from eras.store.migrate import migrate
@@ -151,3 +155,59 @@ def test_a_checkpoint_does_not_create_a_removed_database(tmp_path: Path) -> None
         time.sleep(0.01)
     assert not checkpointer.running
     assert not path.exists()
+
+
+def _log_writer(path: Path) -> sqlite3.Connection:
+    """A connection that writes to the log with SQLite's own checkpoints off; while it is open,
+    the log is not removed."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    connection.execute("CREATE TABLE IF NOT EXISTS filler (data BLOB)")
+    return connection
+
+
+def _write_pages(connection: sqlite3.Connection, pages: int) -> None:
+    connection.execute("INSERT INTO filler VALUES (randomblob(?))", (pages * 4096,))
+
+
+def _settled(checkpointer: Checkpointer, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while checkpointer.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not checkpointer.running
+
+
+def test_a_long_log_is_restarted_once_until_a_writer_begins_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "_RESTART_PAGES", 8)
+    path = tmp_path / "eras.db"
+    writers = WritersQueue(f"{path}-writers")
+    checkpointer = Checkpointer(str(path), writers)
+    writer = _log_writer(path)
+    try:
+        _write_pages(writer, 20)
+        checkpointer.after_write()  # copies the log, then restarts it in the queue
+        assert _settled(checkpointer, 30)
+        frames, uncopied = _uncopied_frames(path)
+        assert frames > 20
+        assert uncopied == 0
+
+        # Nothing written since: the log is as the RESTART left it, and the next writer begins
+        # it again anyway, so the checkpoint does not queue behind the writers for another.
+        with writers.held():
+            checkpointer.after_write()
+            assert _settled(checkpointer, 5)
+
+        # A writer has begun a new long log: now the checkpoint queues for a RESTART, behind
+        # the writer holding the queue.
+        _write_pages(writer, 20)
+        assert _uncopied_frames(path)[0] < frames  # begun again
+        with writers.held():
+            checkpointer.after_write()
+            assert not _settled(checkpointer, 1)
+        assert _settled(checkpointer, 30)
+        assert _uncopied_frames(path)[1] == 0
+    finally:
+        writer.close()

@@ -302,7 +302,8 @@ class Checkpointer:
     :data:`_RESTART_PAGES`, the checkpoint joins the writers' queue and copies the rest with
     ``RESTART``, after which the next writer begins the log again (and its connection cuts the
     file down to :data:`_LOG_LIMIT_BYTES`). By then nearly every page has been copied, so the
-    writers wait only for the rest.
+    writers wait only for the rest. A log still as this process's last ``RESTART`` left it
+    (every page copied, no writer since) is not restarted again: the next writer begins it anew.
     """
 
     def __init__(self, path: str, writers: WritersQueue) -> None:
@@ -311,6 +312,7 @@ class Checkpointer:
         self._state = threading.Lock()
         self._running = False
         self._again = False
+        self._restarted: int | None = None  # the log's frames after this process's last RESTART
 
     @property
     def running(self) -> bool:
@@ -332,14 +334,20 @@ class Checkpointer:
                 # mode=rw: a database removed meanwhile is not created again, empty.
                 connection = sqlite3.connect(self._uri, uri=True, timeout=0, isolation_level=None)
                 try:
-                    _busy, frames, _copied = connection.execute(
+                    _busy, frames, copied = connection.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
-                    if frames > _RESTART_PAGES:
+                    # A log left as this process's last RESTART left it: no writer has begun
+                    # it again yet, and the next one will.
+                    restarted = copied == frames == self._restarted
+                    if frames > _RESTART_PAGES and not restarted:
                         # Readers' snapshots are short: wait for them, not for ever.
                         connection.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
                         with self._writers.held():
-                            connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                            busy, frames, copied = connection.execute(
+                                "PRAGMA wal_checkpoint(RESTART)"
+                            ).fetchone()
+                        self._restarted = frames if not busy and copied == frames else None
                 finally:
                     connection.close()
             except sqlite3.Error as error:
