@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -191,19 +192,68 @@ def _sockets_by_process(port: int) -> tuple[dict[int, int], dict[int, int]]:
     return listening, accepted
 
 
+async def _connected(server: str, count: int) -> list[httpx.AsyncClient]:
+    """``count`` clients, each with one kept-alive connection, opened one after another."""
+    clients = [httpx.AsyncClient(base_url=server, timeout=10) for _ in range(count)]
+    for client in clients:
+        assert (await client.get("/")).status_code == 200
+    return clients
+
+
+async def _close(clients: list[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
-async def test_keep_alive_connections_spread_over_the_workers(server: str) -> None:
-    """Each worker listens on the port itself (SO_REUSEPORT), so the kernel hands new
-    connections to all of them, not to whichever wakes first."""
+async def test_keep_alive_connections_are_handed_to_the_workers_in_turn(server: str) -> None:
+    """The serving process accepts every connection and hands them to the workers in turn, so
+    four keep-alive senders over two workers are two on each, every time; spread by a hash of
+    their addresses, they would all be on one worker an eighth of the time."""
     port = int(server.rsplit(":", 1)[1])
-    clients = [httpx.AsyncClient(base_url=server, timeout=10) for _ in range(16)]
+    for count in (4, 4, 16):
+        clients = await _connected(server, count)
+        try:
+            listening, accepted = _sockets_by_process(port)
+            assert len(listening) == 1, listening  # the serving process's, and only that
+            assert not set(accepted) & set(listening), (listening, accepted)
+            assert sorted(accepted.values()) == [count // 2, count // 2], accepted
+        finally:
+            await _close(clients)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+async def test_a_worker_that_dies_is_skipped_until_it_is_restarted(server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    clients = await _connected(server, 2)
     try:
-        for client in clients:
-            assert (await client.get("/")).status_code == 200  # each its own connection, kept
-        listening, accepted = _sockets_by_process(port)
-        assert len(listening) == 2, listening  # one listening socket in each worker
-        assert set(accepted) == set(listening), (listening, accepted)
-        assert sum(accepted.values()) == 16
+        _listening, accepted = _sockets_by_process(port)
+        assert len(accepted) == 2, accepted
     finally:
-        for client in clients:
-            await client.aclose()
+        await _close(clients)
+    killed, survivor = sorted(accepted)
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{killed}").exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+    # Every new connection meanwhile is served, by the worker left.
+    clients = await _connected(server, 6)
+    try:
+        _listening, accepted = _sockets_by_process(port)
+        assert accepted == {survivor: 6}, (survivor, accepted)
+    finally:
+        await _close(clients)
+
+    # A new worker takes its turn again once started.
+    while time.monotonic() < deadline:
+        clients = await _connected(server, 4)
+        try:
+            _listening, accepted = _sockets_by_process(port)
+        finally:
+            await _close(clients)
+        if len(accepted) == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert survivor in accepted and killed not in accepted, accepted
+    assert sorted(accepted.values()) == [2, 2], accepted
