@@ -223,6 +223,38 @@ async def test_keep_alive_connections_are_handed_to_the_workers_in_turn(server: 
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+async def test_connections_wait_for_busy_workers_rather_than_being_dropped(server: str) -> None:
+    """More new connections than the workers' queues hold, while neither worker takes any
+    (both stopped): each waits its turn in the serving process, and none is dropped."""
+    port = int(server.rsplit(":", 1)[1])
+    clients = await _connected(server, 2)
+    try:
+        _listening, accepted = _sockets_by_process(port)
+    finally:
+        await _close(clients)
+    assert len(accepted) == 2, accepted
+
+    async def one() -> bytes:
+        # A bare request: 800 of them, at once, from one test process.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: eras\r\nConnection: close\r\n\r\n")
+            return (await asyncio.wait_for(reader.readline(), timeout=60)).split(b" ")[1]
+        finally:
+            writer.close()
+
+    for worker in accepted:
+        os.kill(worker, signal.SIGSTOP)
+    try:
+        requests = asyncio.gather(*(one() for _ in range(800)))
+        await asyncio.sleep(2)
+    finally:
+        for worker in accepted:
+            os.kill(worker, signal.SIGCONT)
+    assert await requests == [b"200"] * 800
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 async def test_a_worker_that_dies_is_skipped_until_it_is_restarted(server: str) -> None:
     port = int(server.rsplit(":", 1)[1])
     clients = await _connected(server, 2)

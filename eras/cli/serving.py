@@ -7,7 +7,8 @@ stream forwarder's senders, a load balancer's pool) can land on one worker while
 by hash, four connections over two workers all land on one an eighth of the time, and three on
 one half of the time. Here the serving process accepts every connection itself and hands it to
 the workers in turn, over a Unix socket (``SCM_RIGHTS``); a worker serves it as if it had
-accepted it. A worker whose queue is full, or that is being restarted, is skipped for the next.
+accepted it. A worker whose queue is full, or that is being restarted, is skipped for the next;
+when every worker's is, the connection waits in the serving process for the next try.
 
 The serving process also supervises: it binds the address before anything starts (so a taken
 address fails at once), starts the workers, restarts one that dies, and stops them all on
@@ -24,6 +25,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -39,6 +41,10 @@ _FAILED_STARTS: Final = 3
 _BACKLOG: Final = 2048
 # How often the serving process looks at its workers between connections.
 _SUPERVISE_SECONDS: Final = 0.2
+# Connections accepted but not yet handed to a worker, because every worker's queue was full:
+# how many may wait here (more wait in the listen backlog), and how soon they are tried again.
+_WAITING_LIMIT: Final = 1024
+_RETRY_SECONDS: Final = 0.005
 
 
 def _config(host: str, port: int, log_level: str) -> Any:
@@ -140,24 +146,34 @@ class _Worker:
     restart_at: float | None = None  # once it has stopped
 
 
-def _hand_out(listener: socket.socket, workers: list[_Worker], turn: itertools.count[int]) -> None:
-    """Accept every connection waiting and hand each to the next worker that takes it."""
-    while True:
+def _accept(listener: socket.socket, waiting: deque[socket.socket]) -> None:
+    """Accept the connections the listener holds, as many as may wait here."""
+    while len(waiting) < _WAITING_LIMIT:
         try:
             connection, _address = listener.accept()
-        except (BlockingIOError, InterruptedError):
+        except OSError:  # none left, or out of descriptors: they wait in the backlog
             return
-        except OSError:
-            return  # out of descriptors, say: the connection waits in the backlog meanwhile
-        with connection:  # the worker holds its own copy once handed
-            for _ in range(len(workers)):
-                worker = workers[next(turn) % len(workers)]
-                try:
-                    socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
-                    break
-                except OSError:
-                    continue  # its queue is full, or it is gone: the next one
-            # Taken by none: closed, and the client connects again.
+        waiting.append(connection)
+
+
+def _hand_out(
+    waiting: deque[socket.socket], workers: list[_Worker], turn: itertools.count[int]
+) -> None:
+    """Hand each waiting connection to the next worker that takes it; when none can (their
+    queues are full, or they are being restarted), the rest wait for the next try."""
+    while waiting:
+        connection = waiting[0]
+        for _ in range(len(workers)):
+            worker = workers[next(turn) % len(workers)]
+            try:
+                socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
+            except OSError:
+                continue  # its queue is full, or it is gone: the next one
+            waiting.popleft()
+            connection.close()  # the worker holds its own copy now
+            break
+        else:
+            return
 
 
 def serve(host: str, port: int, workers: int, log_level: str) -> int:
@@ -199,11 +215,15 @@ def serve(host: str, port: int, workers: int, log_level: str) -> int:
     failed_starts = 0
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
+    waiting: deque[socket.socket] = deque()
     supervised = time.monotonic()
     try:
         while not stopping:
-            if selector.select(timeout=_SUPERVISE_SECONDS):
-                _hand_out(listener, running, turn)
+            if len(waiting) >= _WAITING_LIMIT:
+                time.sleep(_RETRY_SECONDS)
+            elif selector.select(timeout=_RETRY_SECONDS if waiting else _SUPERVISE_SECONDS):
+                _accept(listener, waiting)
+            _hand_out(waiting, running, turn)
             if time.monotonic() - supervised < _SUPERVISE_SECONDS:
                 continue
             supervised = now = time.monotonic()
@@ -224,6 +244,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> int:
     finally:
         selector.close()
         listener.close()
+        for connection in waiting:
+            connection.close()
         for worker in running:
             if worker.process.is_alive():
                 worker.process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
