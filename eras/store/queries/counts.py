@@ -230,9 +230,10 @@ def read(
     times: bool = False,
 ) -> Read:
     """The one statement of a reading, with its values."""
-    parts = choose(family, dates, period)
     filter_shape = tuple((dimension, len(ids) != 1) for dimension, ids in filters.items())
-    shape, part_values = _prepared(backend, family.name, filter_shape, parts, by, period, times)
+    shape, part_values = _statement(
+        backend, family.name, dates.start, dates.end, filter_shape, by, period, times
+    )
     values = dict(part_values)
     for dimension, ids in filters.items():
         values[dimension] = backend.ids_value(ids) if len(ids) != 1 else ids[0]
@@ -240,7 +241,23 @@ def read(
 
 
 # A front end asks the same few ranges all day: the statement and the bounds of a range are
-# made once, and a request adds only its ids.
+# made once, and a request adds only its ids. Found by plain values: hashing the family and
+# its parts (dataclasses of enums) cost more than the rest of making the read.
+@lru_cache(maxsize=4096)
+def _statement(
+    backend: Backend,
+    family: str,
+    start: date | None,
+    end: date | None,
+    filters: tuple[Filter, ...],
+    by: tuple[str, ...],
+    period: Period | None,
+    times: bool,
+) -> tuple[Shape, Mapping[str, Any]]:
+    parts = choose(FAMILY[family], DateRange(start, end), period)
+    return _prepared(backend, family, filters, parts, by, period, times)
+
+
 @lru_cache(maxsize=4096)
 def _prepared(
     backend: Backend,
