@@ -40,7 +40,6 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     DateTime,
-    Dialect,
     Executable,
     Select,
     Table,
@@ -56,7 +55,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.elements import ColumnElement
 
 from eras.domain.records import Classification, Comment, GroupMembership
 from eras.domain.rollups import LOCK_ORDER, Rollup, Source
@@ -412,20 +411,10 @@ def _drop_groups_of_duplicates() -> Executable:
     )
 
 
-# Compiled once per backend, rollup and kind of batch: the statements hold no values (they
-# read the contributions table), and building and compiling some forty of them again for
-# every batch cost more than running them.
-_APPLY_SQL: dict[tuple[Backend, str, bool], tuple[str, ...]] = {}
-
-
-def _apply_statements(
-    backend: Backend, dialect: Dialect, rollup: Rollup, withdrawn: bool
-) -> tuple[str, ...]:
-    """The SQL that adds the contributions to ``rollup``, then (after a withdrawal) deletes the
-    rows they emptied."""
-    cached = _APPLY_SQL.get((backend, rollup.name, withdrawn))
-    if cached is not None:
-        return cached
+@cache
+def _apply_statements(backend: Backend, rollup: Rollup, withdrawn: bool) -> tuple[Executable, ...]:
+    """The statements that add the contributions to ``rollup``, then (after a withdrawal)
+    delete the rows they emptied."""
     table, deltas = ROLLUP_TABLES[rollup.name], _DELTAS[rollup.source]
     period = period_of(backend, rollup, deltas.c.day)
     times = rollup.with_times
@@ -449,17 +438,12 @@ def _apply_statements(
     if times:
         updates["first_at"] = backend.earliest(table.c.first_at, statement.excluded.first_at)
         updates["last_at"] = backend.latest(table.c.last_at, statement.excluded.last_at)
-    statements: list[ClauseElement] = [
+    statements: list[Executable] = [
         statement.on_conflict_do_update(index_elements=key, set_=updates)
     ]
     if withdrawn:
         statements.append(delete(table).where(table.c.count <= 0, _emptied_key(rollup, period)))
-    compiled = tuple(
-        str(item.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for item in statements
-    )
-    _APPLY_SQL[(backend, rollup.name, withdrawn)] = compiled
-    return compiled
+    return tuple(statements)
 
 
 def _emptied(rollup: Rollup, period: ColumnElement[Any] | None) -> Select[Any]:
@@ -483,8 +467,8 @@ def _apply(connection: Connection, backend: Backend, changes: _Changes) -> None:
     for rollup in LOCK_ORDER:
         if rollup.source not in changes.sources:
             continue
-        for sql in _apply_statements(backend, connection.dialect, rollup, changes.withdrawn):
-            connection.exec_driver_sql(sql)
+        for statement in _apply_statements(backend, rollup, changes.withdrawn):
+            backend.execute_compiled(connection, statement)
         if changes.withdrawn and rollup.with_times:
             period = period_of(backend, rollup, _DELTAS[rollup.source].c.day)
             refresh_times(connection, backend, rollup, _emptied(rollup, period))
