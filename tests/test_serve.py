@@ -289,3 +289,30 @@ async def test_a_worker_that_dies_is_skipped_until_it_is_restarted(server: str) 
         await asyncio.sleep(0.2)
     assert survivor in accepted and killed not in accepted, accepted
     assert sorted(accepted.values()) == [2, 2], accepted
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # exited; its new parent has not reaped it yet
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+async def test_the_workers_stop_when_the_serving_process_is_gone(server: str) -> None:
+    """No connection can reach a worker without the serving process, and no signal to stop
+    would come: killed alone, it leaves no worker behind."""
+    port = int(server.rsplit(":", 1)[1])
+    clients = await _connected(server, 2)
+    try:
+        listening, accepted = _sockets_by_process(port)
+    finally:
+        await _close(clients)
+    assert len(listening) == 1 and len(accepted) == 2, (listening, accepted)
+    (serving_process,) = listening
+    os.kill(serving_process, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not all(_gone(worker) for worker in accepted) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert all(_gone(worker) for worker in accepted), accepted

@@ -105,8 +105,11 @@ def _handed_server(config: Any, channel: socket.socket) -> Any:
                     return
                 except OSError:
                     message, descriptors = b"", []
-                if not message:  # the serving process is gone: no more connections
+                if not message:
+                    # The serving process is gone: no connection will come, and no signal to
+                    # stop either, so finish the requests in flight and exit.
                     loop.remove_reader(channel.fileno())
+                    self.should_exit = True
                     return
                 for descriptor in descriptors:
                     task = loop.create_task(
