@@ -41,6 +41,15 @@ def _driver_value(value: Any) -> Any:
     return int(value) if isinstance(value, enum.IntEnum) else value
 
 
+def _driver_sql(statement: ClauseElement, dialect: Dialect) -> _DriverSQL:
+    """``statement`` as SQL text for ``dialect``'s driver, with the values it binds itself."""
+    compiled = statement.compile(dialect=dialect)
+    defaults = {
+        name: _driver_value(value) for name, value in compiled.params.items() if value is not None
+    }
+    return _DriverSQL(sql=str(compiled), defaults=defaults)
+
+
 class Backend(ABC):
     """The database-specific half of the store."""
 
@@ -139,15 +148,7 @@ class Backend(ABC):
         compiled = _COMPILED_WRITES.get((self, statement))
         if compiled is None:
             assert isinstance(statement, ClauseElement)
-            made = statement.compile(dialect=self.write_dialect(connection))
-            compiled = _DriverSQL(
-                sql=str(made),
-                defaults={
-                    name: _driver_value(value)
-                    for name, value in made.params.items()
-                    if value is not None
-                },
-            )
+            compiled = _driver_sql(statement, self.write_dialect(connection))
             _COMPILED_WRITES[(self, statement)] = compiled
         parameters = {**compiled.defaults, **values} if values else compiled.defaults
         result = connection.exec_driver_sql(compiled.sql, parameters, execution_options=_COUNTED)
@@ -155,11 +156,10 @@ class Backend(ABC):
 
     def compile_read(self, statement: Select[Any]) -> Shape:
         """``statement`` compiled once, to be run with its values by the reader."""
-        compiled = statement.compile(dialect=self.read_dialect)
+        compiled = _driver_sql(statement, self.read_dialect)
         names = [str(column.key) for column in statement.selected_columns]
         row = namedtuple("Row", names)  # type: ignore[misc]
-        defaults = {name: value for name, value in compiled.params.items() if value is not None}
-        return Shape(sql=str(compiled), defaults=defaults, make_row=row._make)
+        return Shape(sql=compiled.sql, defaults=compiled.defaults, make_row=row._make)
 
     @abstractmethod
     def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
