@@ -205,6 +205,17 @@ async def _close(clients: list[httpx.AsyncClient]) -> None:
         await client.aclose()
 
 
+async def _serving_processes(server: str) -> tuple[dict[int, int], dict[int, int]]:
+    """Which process listens, and which two serve, found through two connections."""
+    clients = await _connected(server, 2)
+    try:
+        listening, accepted = _sockets_by_process(int(server.rsplit(":", 1)[1]))
+    finally:
+        await _close(clients)
+    assert len(listening) == 1 and len(accepted) == 2, (listening, accepted)
+    return listening, accepted
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 async def test_keep_alive_connections_are_handed_to_the_workers_in_turn(server: str) -> None:
     """The serving process accepts every connection and hands them to the workers in turn, so
@@ -227,12 +238,7 @@ async def test_connections_wait_for_busy_workers_rather_than_being_dropped(serve
     """More new connections than the workers' queues hold, while neither worker takes any
     (both stopped): each waits its turn in the serving process, and none is dropped."""
     port = int(server.rsplit(":", 1)[1])
-    clients = await _connected(server, 2)
-    try:
-        _listening, accepted = _sockets_by_process(port)
-    finally:
-        await _close(clients)
-    assert len(accepted) == 2, accepted
+    _listening, accepted = await _serving_processes(server)
 
     async def one() -> bytes:
         # A bare request: 800 of them, at once, from one test process.
@@ -257,12 +263,7 @@ async def test_connections_wait_for_busy_workers_rather_than_being_dropped(serve
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 async def test_a_worker_that_dies_is_skipped_until_it_is_restarted(server: str) -> None:
     port = int(server.rsplit(":", 1)[1])
-    clients = await _connected(server, 2)
-    try:
-        _listening, accepted = _sockets_by_process(port)
-        assert len(accepted) == 2, accepted
-    finally:
-        await _close(clients)
+    _listening, accepted = await _serving_processes(server)
     killed, survivor = sorted(accepted)
     os.kill(killed, signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -303,13 +304,7 @@ def _gone(pid: int) -> bool:
 async def test_the_workers_stop_when_the_serving_process_is_gone(server: str) -> None:
     """No connection can reach a worker without the serving process, and no signal to stop
     would come: killed alone, it leaves no worker behind."""
-    port = int(server.rsplit(":", 1)[1])
-    clients = await _connected(server, 2)
-    try:
-        listening, accepted = _sockets_by_process(port)
-    finally:
-        await _close(clients)
-    assert len(listening) == 1 and len(accepted) == 2, (listening, accepted)
+    listening, accepted = await _serving_processes(server)
     (serving_process,) = listening
     os.kill(serving_process, signal.SIGKILL)
     deadline = time.monotonic() + 30
