@@ -61,8 +61,9 @@ from eras.store.staging import State
 log = logging.getLogger(__name__)
 
 _WRITE_OPTION: Final = "eras_write"
-# Named parameters, :name, as the sqlite3 module binds them from a dict.
-_READ_DIALECT: Final = sqlite.pysqlite.dialect(paramstyle="named")
+# Named parameters, :name, as the sqlite3 module binds them from a dict: for the reads, and
+# for the write statements run as SQL text (the engine's own dialect binds by position).
+_NAMED_DIALECT: Final = sqlite.pysqlite.dialect(paramstyle="named")
 
 
 # How much CPU a plan may use on the event loop before it is moved to a worker thread: the
@@ -449,11 +450,10 @@ class SQLiteBackend(Backend):
 
     @property
     def read_dialect(self) -> Dialect:
-        return _READ_DIALECT
+        return _NAMED_DIALECT
 
     def write_dialect(self, connection: Connection) -> Dialect:
-        # The engine's own binds by position; the driver binds :name from a dict just as well.
-        return _READ_DIALECT
+        return _NAMED_DIALECT
 
     def for_each(self, outer: Table, rows: Select[Any]) -> Select[Any]:
         # SQLite joins by nested loops, starting from the table its filters narrow most.
